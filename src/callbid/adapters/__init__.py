@@ -1,0 +1,1 @@
+"""Adapters: storage, hot state back-ends, lookups; everything that touches the outside."""

@@ -1,0 +1,1 @@
+"""Durable storage: SQLAlchemy tables, migrations, repositories and the group-commit writer."""

@@ -1,0 +1,59 @@
+"""Engine construction and schema migration for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from callbid.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """An async engine; SQLite runs in WAL mode so readers never wait on the group writer and
+    a committed transaction survives a killed process."""
+    if settings.is_sqlite:
+        engine = create_async_engine(
+            settings.database_url, connect_args={"timeout": 30}, pool_size=4, max_overflow=4
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        settings.database_url, pool_size=10, max_overflow=10, pool_pre_ping=True
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def migrate(database_url: str) -> None:
+    """Bring the schema to the newest revision (synchronous; run before serving)."""
+    command.upgrade(alembic_config(database_url), "head")

@@ -1,0 +1,297 @@
+"""SQLAlchemy 2 models of everything callbid keeps durably (SQLite and PostgreSQL alike)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Company(Base):
+    __tablename__ = "companies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    routing_strategy: Mapped[str] = mapped_column(String(20), default="priority")
+    blocked_list_ids: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    targets: Mapped[list[Target]] = relationship(secondary="campaign_targets", viewonly=True)
+
+
+class NumberPool(Base):
+    __tablename__ = "number_pools"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class TrackingNumber(Base):
+    __tablename__ = "tracking_numbers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    pool_id: Mapped[int | None] = mapped_column(ForeignKey("number_pools.id", ondelete="SET NULL"))
+
+
+class CallerList(Base):
+    __tablename__ = "caller_lists"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10), default="block")
+    numbers: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class CapsMixin:
+    concurrency_cap: Mapped[int | None] = mapped_column(Integer)
+    hourly_cap: Mapped[int | None] = mapped_column(Integer)
+    daily_cap: Mapped[int | None] = mapped_column(Integer)
+    monthly_cap: Mapped[int | None] = mapped_column(Integer)
+    lifetime_cap: Mapped[int | None] = mapped_column(Integer)
+
+
+class Target(CapsMixin, Base):
+    __tablename__ = "targets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    destination: Mapped[str] = mapped_column(String(300))
+    priority: Mapped[int] = mapped_column(Integer, default=1)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    hours: Mapped[list[Any]] = mapped_column(default=list)
+    cap_trigger: Mapped[str] = mapped_column(String(20), default="connect")
+    filters: Mapped[list[Any]] = mapped_column(default=list)
+    caller_list_id: Mapped[int | None] = mapped_column(
+        ForeignKey("caller_lists.id", ondelete="SET NULL")
+    )
+    ring_timeout: Mapped[int] = mapped_column(Integer, default=30)
+    dedupe_seconds: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CampaignTarget(Base):
+    """A target in a campaign's routing pool."""
+
+    __tablename__ = "campaign_targets"
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    target_id: Mapped[int] = mapped_column(
+        ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class TargetGroup(CapsMixin, Base):
+    __tablename__ = "target_groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+
+
+class TargetGroupMember(Base):
+    __tablename__ = "target_group_members"
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("target_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    target_id: Mapped[int] = mapped_column(
+        ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Publisher(CapsMixin, Base):
+    __tablename__ = "publishers"
+    __table_args__ = (UniqueConstraint("company_id", "publisher_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    publisher_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    hours: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class ConversionCriterion(Base):
+    __tablename__ = "conversion_criteria"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    publisher_id: Mapped[str | None] = mapped_column(String(100))
+    payout_kind: Mapped[str] = mapped_column(String(20), default="fixed")
+    payout: Mapped[float] = mapped_column(Float, default=0.0)
+    revenue: Mapped[float] = mapped_column(Float, default=0.0)
+    buffer_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    conditions: Mapped[list[Any]] = mapped_column(default=list)
+    dedupe_seconds: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RtbKey(Base):
+    __tablename__ = "rtb_keys"
+    key: Mapped[str] = mapped_column(String(36), primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), default="")
+    ttl_seconds: Mapped[int] = mapped_column(Integer, default=15)
+    timeout_seconds: Mapped[float] = mapped_column(Float, default=5.0)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    inbound_number: Mapped[str | None] = mapped_column(String(40))
+    allow_no_caller: Mapped[bool] = mapped_column(Boolean, default=False)
+    count_on_reserved: Mapped[bool] = mapped_column(Boolean, default=False)
+    strict_target: Mapped[bool] = mapped_column(Boolean, default=False)
+    shield_scope: Mapped[str] = mapped_column(String(10), default="key")
+    rate_per_second: Mapped[float | None] = mapped_column(Float)
+    rate_burst: Mapped[int] = mapped_column(Integer, default=10)
+
+
+class Reservation(Base):
+    __tablename__ = "reservations"
+    __table_args__ = (
+        Index("ix_reservations_live", "status", "expires_at"),
+        Index("ix_reservations_created", "created_at"),
+    )
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    company_id: Mapped[int] = mapped_column(Integer, index=True)
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(36))
+    api: Mapped[str] = mapped_column(String(10), default="rtb")
+    publisher_id: Mapped[str] = mapped_column(String(100))
+    caller_number: Mapped[str | None] = mapped_column(String(40))
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20))
+    info: Mapped[str | None] = mapped_column(String(200))
+    owner_info: Mapped[str | None] = mapped_column(String(200))
+    target_id: Mapped[int | None] = mapped_column(Integer)
+    criterion_id: Mapped[int | None] = mapped_column(Integer)
+    matched_criteria: Mapped[list[Any]] = mapped_column(default=list)
+    payout: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[int | None] = mapped_column(Integer)
+    revenue: Mapped[float | None] = mapped_column(Float)
+    inbound_number: Mapped[str | None] = mapped_column(String(40))
+    pool_number: Mapped[str | None] = mapped_column(String(40))
+    holds: Mapped[bool] = mapped_column(Boolean, default=False)
+    subject_keys: Mapped[list[Any]] = mapped_column(default=list)
+    shield_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()
+    confirmed_at: Mapped[datetime | None] = mapped_column()
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    wiped_at: Mapped[datetime | None] = mapped_column()
+
+
+class DecisionLogRow(Base):
+    __tablename__ = "decision_log"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    reservation_uuid: Mapped[str] = mapped_column(
+        ForeignKey("reservations.uuid", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    target_id: Mapped[int] = mapped_column(Integer)
+    target_name: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(300))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class CallerSeen(Base):
+    """When a caller was last reserved on a campaign, for de-dupe windows beyond a restart."""
+
+    __tablename__ = "caller_seen"
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    caller_number: Mapped[str] = mapped_column(String(40), primary_key=True)
+    company_id: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[datetime] = mapped_column()
+    keep_until: Mapped[datetime] = mapped_column(index=True)
+
+
+class Meta(Base):
+    """Small operator facts (e.g. the demo's credentials), one text value per key."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

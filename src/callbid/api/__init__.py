@@ -1,0 +1,1 @@
+"""HTTP entry points: the publisher API, the owner look-up and the admin REST API."""

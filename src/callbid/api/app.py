@@ -1,0 +1,133 @@
+"""`create_app(settings)`: builds the whole service; nothing connects before it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from random import Random
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from callbid.adapters.geo import zip_index
+from callbid.adapters.storage.db import create_engine, migrate, session_factory
+from callbid.adapters.storage.reservations import ReservationWrites
+from callbid.adapters.storage.sqlite_writer import SqliteExecutor
+from callbid.adapters.storage.writer import BatchExecutor, EngineExecutor, GroupWriter
+from callbid.api import public
+from callbid.api.admin import admin_router
+from callbid.api.errors import (
+    failed,
+    handle_callbid_error,
+    handle_http_error,
+    handle_validation_error,
+)
+from callbid.api.owner import owner_router
+from callbid.domain.errors import CallbidError
+from callbid.hotstate.memory import MemoryHotState
+from callbid.hotstate.protocol import HotState
+from callbid.runtime import Runtime
+from callbid.service.configs import ConfigCache
+from callbid.service.demo import seed_demo_if_empty
+from callbid.service.maintenance import Maintenance, restore_memory_state
+from callbid.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    rng: Random | None = None,
+    migrate_schema: bool = True,
+) -> FastAPI:
+    """The ASGI app: publisher API at the root, owner look-up, admin API under /api/v1.
+
+    `clock` and `rng` default to the wall clock and a random source seeded from
+    `settings.random_seed`; tests pass their own.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate_schema:
+            await asyncio.to_thread(migrate, settings.database_url)
+        await asyncio.to_thread(zip_index)
+        runtime = await _start_runtime(
+            settings, clock or _utcnow, rng or Random(settings.random_seed)
+        )
+        app.state.runtime = runtime
+        maintenance = Maintenance(runtime)
+        maintenance.start()
+        try:
+            yield
+        finally:
+            await maintenance.stop()
+            await runtime.writer.stop()
+            await runtime.store.close()
+            await runtime.engine.dispose()
+
+    app = FastAPI(
+        title="callbid",
+        version="0.1.0",
+        summary="Pay-per-call real-time bidding and call reservation (Retreaver RTB compatible).",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(CallbidError, handle_callbid_error)
+    app.add_exception_handler(HTTPException, handle_http_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(Exception, _handle_unexpected)
+    for route in public.routes():
+        app.router.routes.append(route)
+    app.include_router(owner_router())
+    app.include_router(admin_router(), prefix="/api/v1")
+    return app
+
+
+async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng: Random) -> Runtime:
+    engine = create_engine(settings)
+    sessions = session_factory(engine)
+    if settings.seed_demo:
+        await seed_demo_if_empty(sessions, settings)
+    store: HotState
+    if settings.uses_redis:
+        raise NotImplementedError("the Redis hot state arrives with the scale-out work")
+    memory = MemoryHotState()
+    restored = await restore_memory_state(memory, sessions, clock())
+    log.info("restored %d live reservations", restored)
+    store = memory
+    writer = GroupWriter(_executor(settings, engine), batch_max=settings.write_batch_max)
+    writer.start()
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        store=store,
+        writer=writer,
+        writes=ReservationWrites(engine.dialect.name),
+        configs=ConfigCache(sessions),
+        clock=clock,
+        rng=rng,
+    )
+
+
+def _executor(settings: Settings, engine: AsyncEngine) -> BatchExecutor:
+    path = settings.sqlite_path
+    if path is not None:
+        return SqliteExecutor(path)
+    return EngineExecutor(engine)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return failed(500, "internal error")

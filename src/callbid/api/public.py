@@ -1,0 +1,104 @@
+"""Publisher endpoints: lean Starlette routes on the hot path (no dependency injection, no
+response models), answering Retreaver's shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from callbid.api.errors import JSON, error_response
+from callbid.api.params import read_params
+from callbid.api.render import legacy_body, rtb_body
+from callbid.domain.errors import CallbidError, InvalidInput
+from callbid.runtime import Runtime
+from callbid.service.ping import (
+    PingAnswer,
+    confirm_reservation,
+    handle_ping,
+    read_reservation,
+    wipe_reservation,
+)
+
+HEALTHY = b'{"status":"ok"}'
+UUID_LENGTH = 36
+
+
+def routes() -> list[BaseRoute]:
+    methods = ["GET", "PUT", "PATCH", "DELETE"]
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/rtbs.json", create_rtb, methods=["POST"]),
+        Route("/rtbs/{uuid}.json", rtb_resource, methods=methods),
+        Route("/call_reservations.json", create_legacy, methods=["POST"]),
+    ]
+
+
+async def healthz(_request: Request) -> Response:
+    return Response(HEALTHY, media_type=JSON)
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+async def _serve(
+    request: Request,
+    action: Callable[[Runtime, Mapping[str, str]], Awaitable[PingAnswer]],
+    shape: Callable[[PingAnswer], dict[str, Any]],
+) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    settings = runtime.settings
+    try:
+        params = await read_params(
+            request, max_body=settings.max_body_bytes, max_fields=settings.max_tags + 10
+        )
+        _check_sizes(params, settings.max_tag_bytes)
+        answer = await action(runtime, params)
+    except CallbidError as exc:
+        return error_response(exc)
+    return _json(shape(answer))
+
+
+def _check_sizes(params: Mapping[str, str], max_bytes: int) -> None:
+    for name, value in params.items():
+        if len(name) > 100 or len(value) > max_bytes:
+            raise InvalidInput(f"FAILED parameter {name[:40]!r} is too long")
+        if "\x00" in value or "\x00" in name:
+            raise InvalidInput(f"FAILED parameter {name[:40]!r} holds a NUL character")
+
+
+async def create_rtb(request: Request) -> Response:
+    """POST /rtbs.json: ping for a buyer and reserve it."""
+    return await _serve(request, handle_ping, rtb_body)
+
+
+async def create_legacy(request: Request) -> Response:
+    """POST /call_reservations.json: the deprecated Call Reservation API."""
+
+    async def ping(runtime: Runtime, params: Mapping[str, str]) -> PingAnswer:
+        return await handle_ping(runtime, params, api="legacy")
+
+    return await _serve(request, ping, legacy_body)
+
+
+async def rtb_resource(request: Request) -> Response:
+    """GET (read), PUT/PATCH (confirm) or DELETE (release) /rtbs/{uuid}.json."""
+    uuid = str(request.path_params["uuid"]).lower()
+    if len(uuid) != UUID_LENGTH:
+        return error_response(InvalidInput("FAILED malformed reservation uuid"))
+    handler = {
+        "GET": read_reservation,
+        "PUT": confirm_reservation,
+        "PATCH": confirm_reservation,
+        "DELETE": wipe_reservation,
+    }[request.method]
+
+    async def act(runtime: Runtime, params: Mapping[str, str]) -> PingAnswer:
+        return await handler(runtime, params, uuid)
+
+    return await _serve(request, act, rtb_body)

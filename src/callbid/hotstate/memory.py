@@ -1,0 +1,218 @@
+"""In-process hot state for one worker; rebuilt from the database after a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from callbid.domain.reserve import (
+    CapSubject,
+    HoldStatus,
+    LiveReservation,
+    ReserveOrder,
+    ReserveResult,
+    ReserveStatus,
+    blocking_cap,
+    choose_option,
+    gcra,
+    is_duplicate,
+)
+
+
+class MemoryHotState:
+    """The hot state in dictionaries. Every method runs without awaiting anything, so on one
+    event loop each call is atomic. Durability comes from the database: `load` puts back the
+    live reservations and recent callers that were committed before a restart."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, LiveReservation] = {}
+        self._shield: dict[str, str] = {}
+        self._pool: dict[str, str] = {}
+        self._live: dict[str, dict[str, float]] = {}
+        self._pending: dict[str, dict[str, float]] = {}
+        self._counters: dict[str, int] = {}
+        self._seen: dict[str, tuple[float, float]] = {}
+        self._rate: dict[str, float] = {}
+
+    async def reserve(self, order: ReserveOrder) -> ReserveResult:
+        return self.reserve_now(order)
+
+    def reserve_now(self, order: ReserveOrder) -> ReserveResult:
+        ns, now = order.namespace, order.now
+        if order.rate is not None:
+            rate_key = f"{ns}:{order.rate.key}"
+            tat, wait = gcra(self._rate.get(rate_key), now, order.rate)
+            if tat is None:
+                return ReserveResult(ReserveStatus.RATE_LIMITED, retry_after=wait)
+            self._rate[rate_key] = tat
+        if order.shield_key is not None:
+            existing = self._live_record(ns, self._shield.get(f"{ns}:{order.shield_key}"), now)
+            if existing is not None:
+                return ReserveResult(ReserveStatus.SHIELDED, record=existing)
+        last_seen = self._last_seen(ns, order.seen_key, now)
+        option = choose_option(order.options, last_seen, now)
+        if option is None:
+            return ReserveResult(ReserveStatus.DUPLICATE, last_seen=last_seen)
+        if order.publisher is not None and self._blocking(ns, order.publisher, now):
+            return ReserveResult(ReserveStatus.PUBLISHER_CAPPED, last_seen=last_seen)
+        blocked: list[tuple[int, str]] = []
+        for candidate in order.candidates:
+            if is_duplicate(candidate.dedupe_seconds, last_seen, now):
+                blocked.append((candidate.target_id, "duplicate"))
+                continue
+            reason = next(
+                filter(None, (self._blocking(ns, s, now) for s in candidate.subjects)), None
+            )
+            if reason is not None:
+                blocked.append((candidate.target_id, reason))
+                continue
+            payout = candidate.payouts[option]
+            if payout is None:
+                return ReserveResult(
+                    ReserveStatus.UNPRICED, blocked=tuple(blocked), last_seen=last_seen
+                )
+            inbound, pool_number = order.inbound_number, None
+            if order.pool:
+                pool_number = next((n for n in order.pool if self._pool_free(ns, n, now)), None)
+                if pool_number is None:
+                    return ReserveResult(
+                        ReserveStatus.NO_POOL_NUMBER, blocked=tuple(blocked), last_seen=last_seen
+                    )
+                inbound = pool_number
+            assert inbound is not None
+            subjects = candidate.subjects + ((order.publisher,) if order.publisher else ())
+            picked = order.options[option]
+            record = LiveReservation(
+                uuid=order.uuid,
+                target_id=candidate.target_id,
+                inbound_number=inbound,
+                caller_number=order.caller_number,
+                payout=payout,
+                seconds=picked.seconds,
+                revenue=picked.revenue,
+                criterion_id=picked.criterion_id,
+                expires_at=order.expires_at,
+                holds=order.hold,
+                subject_keys=tuple(s.key for s in subjects),
+                shield_key=order.shield_key,
+                pool_number=pool_number,
+            )
+            self._store(ns, record, now)
+            if order.seen_key is not None:
+                self._seen[f"{ns}:{order.seen_key}"] = (now, now + order.seen_ttl)
+            return ReserveResult(ReserveStatus.RESERVED, record, tuple(blocked), last_seen)
+        return ReserveResult(ReserveStatus.NO_TARGET, blocked=tuple(blocked), last_seen=last_seen)
+
+    async def get(self, namespace: str, uuid: str, now: float) -> LiveReservation | None:
+        return self._live_record(namespace, uuid, now)
+
+    async def hold(
+        self, namespace: str, uuid: str, subjects: tuple[CapSubject, ...], now: float
+    ) -> tuple[HoldStatus, str | None]:
+        record = self._live_record(namespace, uuid, now)
+        if record is None:
+            return HoldStatus.UNKNOWN, None
+        if record.holds:
+            return HoldStatus.HELD, None
+        reason = next(filter(None, (self._blocking(namespace, s, now) for s in subjects)), None)
+        if reason is not None:
+            return HoldStatus.CAPPED, reason
+        held = replace(record, holds=True, subject_keys=tuple(s.key for s in subjects))
+        self._records[f"{namespace}:{uuid}"] = held
+        self._take_slots(namespace, held)
+        return HoldStatus.HELD, None
+
+    async def release(self, namespace: str, uuid: str) -> LiveReservation | None:
+        record = self._records.pop(f"{namespace}:{uuid}", None)
+        if record is None:
+            return None
+        self._forget(namespace, record)
+        return record
+
+    async def close(self) -> None:
+        self._records.clear()
+
+    def load(self, namespace: str, records: Iterable[LiveReservation], now: float) -> int:
+        """Put back live reservations read from the database; returns how many were live."""
+        count = 0
+        for record in records:
+            if record.expires_at > now and f"{namespace}:{record.uuid}" not in self._records:
+                self._store(namespace, record, now)
+                count += 1
+        return count
+
+    def load_seen(self, namespace: str, key: str, seen_at: float, keep_until: float) -> None:
+        self._seen[f"{namespace}:{key}"] = (seen_at, keep_until)
+
+    def prune(self, now: float) -> int:
+        """Drop expired reservations and stale entries; returns reservations dropped."""
+        expired = [k for k, r in self._records.items() if r.expires_at <= now]
+        for key in expired:
+            namespace = key.rsplit(":", 1)[0]
+            self._forget(namespace, self._records.pop(key))
+        for table in (self._live, self._pending):
+            for slots in table.values():
+                for uuid in [u for u, exp in slots.items() if exp <= now]:
+                    del slots[uuid]
+        self._seen = {k: v for k, v in self._seen.items() if v[1] > now}
+        self._rate = {k: v for k, v in self._rate.items() if v > now}
+        return len(expired)
+
+    def _store(self, ns: str, record: LiveReservation, now: float) -> None:
+        self._records[f"{ns}:{record.uuid}"] = record
+        if record.shield_key is not None:
+            self._shield[f"{ns}:{record.shield_key}"] = record.uuid
+        if record.pool_number is not None:
+            self._pool[f"{ns}:{record.pool_number}"] = record.uuid
+        if record.holds:
+            self._take_slots(ns, record)
+
+    def _take_slots(self, ns: str, record: LiveReservation) -> None:
+        for key in record.subject_keys:
+            self._live.setdefault(f"{ns}:{key}", {})[record.uuid] = record.expires_at
+            self._pending.setdefault(f"{ns}:{key}", {})[record.uuid] = record.expires_at
+
+    def _forget(self, ns: str, record: LiveReservation) -> None:
+        if (
+            record.shield_key is not None
+            and self._shield.get(f"{ns}:{record.shield_key}") == record.uuid
+        ):
+            del self._shield[f"{ns}:{record.shield_key}"]
+        if (
+            record.pool_number is not None
+            and self._pool.get(f"{ns}:{record.pool_number}") == record.uuid
+        ):
+            del self._pool[f"{ns}:{record.pool_number}"]
+        for key in record.subject_keys:
+            self._live.get(f"{ns}:{key}", {}).pop(record.uuid, None)
+            self._pending.get(f"{ns}:{key}", {}).pop(record.uuid, None)
+
+    def _live_record(self, ns: str, uuid: str | None, now: float) -> LiveReservation | None:
+        if uuid is None:
+            return None
+        record = self._records.get(f"{ns}:{uuid}")
+        if record is None or record.expires_at <= now:
+            return None
+        return record
+
+    def _pool_free(self, ns: str, number: str, now: float) -> bool:
+        return self._live_record(ns, self._pool.get(f"{ns}:{number}"), now) is None
+
+    def _last_seen(self, ns: str, key: str | None, now: float) -> float | None:
+        if key is None:
+            return None
+        entry = self._seen.get(f"{ns}:{key}")
+        return entry[0] if entry is not None and entry[1] > now else None
+
+    def _count(self, table: dict[str, dict[str, float]], key: str, now: float) -> int:
+        slots = table.get(key)
+        if not slots:
+            return 0
+        return sum(1 for exp in slots.values() if exp > now)
+
+    def _blocking(self, ns: str, subject: CapSubject, now: float) -> str | None:
+        key = f"{ns}:{subject.key}"
+        live = self._count(self._live, key, now)
+        pending = self._count(self._pending, key, now)
+        counters = {c.counter: self._counters.get(f"{ns}:{c.counter}", 0) for c in subject.periods}
+        return blocking_cap(subject, live, pending, counters)

@@ -1,0 +1,36 @@
+"""The running service's parts, built once per app by `create_app` and closed on shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from random import Random
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from callbid.adapters.storage.reservations import ReservationWrites
+from callbid.adapters.storage.writer import GroupWriter
+from callbid.hotstate.protocol import HotState
+from callbid.service.configs import ConfigCache
+from callbid.settings import Settings
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything a request handler may use; one per app, shared by its requests."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    store: HotState
+    writer: GroupWriter
+    writes: ReservationWrites
+    configs: ConfigCache
+    clock: Callable[[], datetime]
+    rng: Random
+    token_cache: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    def invalidate(self, company_id: int) -> None:
+        """Forget cached configuration of `company_id` after an admin change."""
+        self.configs.invalidate(company_id)

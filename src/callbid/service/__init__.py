@@ -1,0 +1,1 @@
+"""Use cases: each one loads, asks the decision core, acts and answers."""

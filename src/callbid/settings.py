@@ -1,0 +1,73 @@
+"""Typed settings from the environment (`CALLBID_*`) or keyword arguments, validated at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob callbid has. Validation reports every problem in one message."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLBID_", extra="forbid")
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./callbid.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis://host:port/db for shared hot state"
+    )
+    store: Literal["auto", "memory", "redis"] = Field(
+        default="auto", description="hot-state store; auto picks redis when redis_url is set"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=256)
+    retention_hours: float = Field(default=24.0, gt=0, description="how long RTB records are kept")
+    purge_interval_seconds: float = Field(default=300.0, gt=0)
+    sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    seed_demo: bool = Field(
+        default=True, description="create the demo company when the database is empty"
+    )
+    max_body_bytes: int = Field(default=65536, ge=1024)
+    max_tags: int = Field(default=100, ge=1)
+    max_tag_bytes: int = Field(default=2048, ge=16)
+    write_batch_max: int = Field(default=512, ge=1)
+    random_seed: int | None = Field(
+        default=None, description="seed the routing random source (tests)"
+    )
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _check_together(self) -> Settings:
+        problems = []
+        if self.workers > 1 and (self.redis_url is None or self.store == "memory"):
+            problems.append("several workers share hot state: set CALLBID_REDIS_URL")
+        if self.workers > 1 and self.is_sqlite:
+            problems.append(
+                "several workers share one database: set CALLBID_DATABASE_URL to PostgreSQL"
+            )
+        if self.store == "redis" and self.redis_url is None:
+            problems.append("store=redis needs CALLBID_REDIS_URL")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.store == "redis" or (self.store == "auto" and self.redis_url is not None)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        _, _, path = self.database_url.partition(":///")
+        return Path(path) if path and path != ":memory:" else None
