@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -40,6 +41,8 @@ from callbid.settings import Settings
 
 log = logging.getLogger(__name__)
 
+GC_YOUNG_THRESHOLD = 20_000
+
 
 def create_app(
     settings: Settings,
@@ -65,6 +68,7 @@ def create_app(
         app.state.runtime = runtime
         maintenance = Maintenance(runtime)
         maintenance.start()
+        _settle_garbage_collector()
         try:
             yield
         finally:
@@ -115,6 +119,17 @@ async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng:
         clock=clock,
         rng=rng,
     )
+
+
+def _settle_garbage_collector() -> None:
+    """Move everything built at start (configuration, the ZIP index, library metadata) out of
+    the collector's sight and collect young objects less often: with the defaults, full
+    collections walking hundreds of thousands of static objects stalled pings for tens of
+    milliseconds under load."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def _executor(settings: Settings, engine: AsyncEngine) -> BatchExecutor:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from callbid.adapters.storage.reservations import decision_log, get_reservation
+from callbid.adapters.storage.reservations import get_reservation
 from callbid.api.auth import current_company, runtime_of
 from callbid.api.render import iso_ms
 from callbid.domain.errors import NotFound
@@ -36,7 +36,6 @@ async def lookup_reservation(
         row = await get_reservation(session, uuid.lower().removesuffix(".json"))
         if row is None or row.company_id != company_id:
             raise NotFound("reservation not found")
-        log = await decision_log(session, row.uuid)
     return {
         "uuid": row.uuid,
         "status": effective_status(row, runtime.clock()),
@@ -62,14 +61,5 @@ async def lookup_reservation(
         "confirmed_at": iso_ms(row.confirmed_at),
         "claimed_at": iso_ms(row.claimed_at),
         "wiped_at": iso_ms(row.wiped_at),
-        "decision_log": [
-            {
-                "position": entry.position,
-                "target_id": entry.target_id,
-                "target_name": entry.target_name,
-                "outcome": entry.outcome,
-                "detail": entry.detail,
-            }
-            for entry in log
-        ],
+        "decision_log": row.decision_log,
     }

@@ -93,6 +93,7 @@ async def rtb_resource(request: Request) -> Response:
         return error_response(InvalidInput("FAILED malformed reservation uuid"))
     handler = {
         "GET": read_reservation,
+        "HEAD": read_reservation,
         "PUT": confirm_reservation,
         "PATCH": confirm_reservation,
         "DELETE": wipe_reservation,

@@ -8,6 +8,7 @@ log row per target.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +17,7 @@ from random import Random
 from callbid.domain.errors import InvalidInput
 from callbid.domain.filters import first_failing
 from callbid.domain.hours import is_open
+from callbid.domain.memo import PlanMemo
 from callbid.domain.model import (
     Campaign,
     ConversionCriterion,
@@ -28,7 +30,6 @@ from callbid.domain.model import (
     Target,
 )
 from callbid.domain.reserve import (
-    Candidate,
     LiveReservation,
     PayoutOption,
     RateRule,
@@ -36,8 +37,6 @@ from callbid.domain.reserve import (
     ReserveResult,
     ReserveStatus,
     namespace,
-    publisher_subject,
-    target_subjects,
 )
 
 
@@ -116,6 +115,20 @@ class Decision:
     log: tuple[LogRow, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What a ping's tags, publisher and minute decide before any counter is read: one verdict
+    per target, the eligible targets, the publisher's payout options."""
+
+    verdicts: tuple[Verdict, ...]
+    eligible: tuple[Target, ...]
+    criteria: tuple[int, ...]
+    options: tuple[PayoutOption, ...]
+    payouts: tuple[float | None, ...]
+    publisher_open: bool
+    seen_ttl: int
+
+
 def plan_ping(
     campaign: Campaign,
     key: RtbKey,
@@ -125,37 +138,31 @@ def plan_ping(
     uuid: str,
     now: datetime,
     rng: Random,
+    memo: PlanMemo | None = None,
 ) -> PingPlan:
     """Evaluate every target of `campaign` for `request` and build the hot-state order.
 
-    Raises InvalidInput when the ping names an inbound number the campaign does not own.
+    `memo`, owned by the caller and kept with the campaign snapshot, spares re-deriving what
+    the same tags decided earlier in the same minute. Raises InvalidInput when the ping names
+    an inbound number the campaign does not own.
     """
     inbound, pool = choose_inbound(campaign, key, request)
-    criteria = matching_criteria(campaign.criteria, request)
-    verdicts = tuple(evaluate_target(t, request, now) for t in campaign.targets)
-    caller = request.caller_number
+    memo = memo if memo is not None else PlanMemo(campaign)
+    stamp = now.timestamp()
+    seen = memo.assessment(
+        request, publisher, stamp, lambda: assess(campaign, publisher, request, now)
+    )
+    verdicts, caller = seen.verdicts, request.caller_number
     if caller is not None and caller in campaign.blocked_callers:
         return PingPlan(verdicts, None, "Caller suppressed", "caller on a block list", ())
-    if not is_open(publisher.schedule, now):
+    if not seen.publisher_open:
         return PingPlan(verdicts, None, "Publisher closed", "publisher outside its hours", ())
     if inbound is None and not pool:
         missing = "pool number" if caller is None else "tracking number"
         return PingPlan(verdicts, None, None, f"campaign has no {missing} for this ping", ())
-    eligible = [
-        t for t, v in zip(campaign.targets, verdicts, strict=True) if v.outcome == Outcome.ELIGIBLE
-    ]
-    options = payout_options(criteria)
     candidates = tuple(
-        Candidate(
-            target_id=t.id,
-            subjects=target_subjects(t, campaign.groups, now),
-            dedupe_seconds=t.dedupe_seconds,
-            payouts=tuple(payout_for(c, bid=None) for c in criteria) or (0.0,),
-        )
-        for t in order_by_priority(eligible, rng)
+        memo.candidate(t, stamp, now, seen.payouts) for t in order_by_priority(seen.eligible, rng)
     )
-    stamp = now.timestamp()
-    seen_ttl = max([t.dedupe_seconds for t in campaign.targets] + [o.window for o in options])
     order = ReserveOrder(
         namespace=namespace(campaign.company_id),
         uuid=uuid,
@@ -167,13 +174,36 @@ def plan_ping(
         pool=pool,
         rate=_rate_rule(key, request),
         shield_key=_shield_key(key, caller),
-        seen_key=f"seen:{campaign.id}:{caller}" if caller is not None and seen_ttl > 0 else None,
-        seen_ttl=seen_ttl,
-        publisher=publisher_subject(publisher, now),
-        options=options,
+        seen_key=f"seen:{campaign.id}:{caller}" if caller and seen.seen_ttl > 0 else None,
+        seen_ttl=seen.seen_ttl,
+        publisher=memo.publisher_subject(publisher, stamp, now),
+        options=seen.options,
         candidates=candidates,
     )
-    return PingPlan(verdicts, order, None, None, tuple(c.id for c in criteria))
+    return PingPlan(verdicts, order, None, None, seen.criteria)
+
+
+def assess(
+    campaign: Campaign, publisher: Publisher, request: PingRequest, now: datetime
+) -> Assessment:
+    """The configuration-only part of a ping's plan (pure; memoised by `PlanMemo`)."""
+    criteria = matching_criteria(campaign.criteria, request)
+    verdicts = tuple(evaluate_target(t, request, now) for t in campaign.targets)
+    eligible = tuple(
+        t for t, v in zip(campaign.targets, verdicts, strict=True) if v.outcome == Outcome.ELIGIBLE
+    )
+    options = payout_options(criteria)
+    payouts = tuple(payout_for(c, bid=None) for c in criteria) or (0.0,)
+    seen_ttl = max([t.dedupe_seconds for t in campaign.targets] + [o.window for o in options])
+    return Assessment(
+        verdicts=verdicts,
+        eligible=eligible,
+        criteria=tuple(c.id for c in criteria),
+        options=options,
+        payouts=payouts,
+        publisher_open=is_open(publisher.schedule, now),
+        seen_ttl=seen_ttl,
+    )
 
 
 def evaluate_target(target: Target, request: PingRequest, now: datetime) -> Verdict:
@@ -197,7 +227,7 @@ def _static_outcome(target: Target, request: PingRequest, now: datetime) -> str:
     return Outcome.ELIGIBLE
 
 
-def order_by_priority(targets: list[Target], rng: Random) -> list[Target]:
+def order_by_priority(targets: Sequence[Target], rng: Random) -> list[Target]:
     """Lower priority first; within a priority a weighted random order, so each target leads
     its tier with probability weight / total weight (Efraimidis-Spirakis keys)."""
     keyed = [(t.priority, -(rng.random() ** (1.0 / t.weight)), t.id, t) for t in targets]

@@ -152,13 +152,16 @@ def blocking_cap(
     `live` counts reservations and calls in flight (concurrency); `pending` counts those not yet
     in the period counters, so a period cap sees `counter + pending`.
     """
-    prefix = f"capped:{subject.label}:" if subject.label else "capped:"
     if subject.concurrency is not None and live >= subject.concurrency:
-        return prefix + "concurrency"
+        return _capped(subject, "concurrency")
     for cap in subject.periods:
         if counters.get(cap.counter, 0) + pending >= cap.limit:
-            return prefix + cap.name
+            return _capped(subject, cap.name)
     return None
+
+
+def _capped(subject: CapSubject, cap: str) -> str:
+    return f"capped:{subject.label}:{cap}" if subject.label else f"capped:{cap}"
 
 
 def choose_option(

@@ -211,8 +211,12 @@ class MemoryHotState:
         return sum(1 for exp in slots.values() if exp > now)
 
     def _blocking(self, ns: str, subject: CapSubject, now: float) -> str | None:
+        # Only what `blocking_cap` will read is counted: most subjects have one kind of cap
+        # and many none, and every count walks the subject's live reservations.
+        if subject.concurrency is None and not subject.periods:
+            return None
         key = f"{ns}:{subject.key}"
-        live = self._count(self._live, key, now)
-        pending = self._count(self._pending, key, now)
+        live = self._count(self._live, key, now) if subject.concurrency is not None else 0
+        pending = self._count(self._pending, key, now) if subject.periods else 0
         counters = {c.counter: self._counters.get(f"{ns}:{c.counter}", 0) for c in subject.periods}
         return blocking_cap(subject, live, pending, counters)

@@ -39,8 +39,9 @@ class HotState(Protocol):
         ...
 
     async def release(self, namespace: str, uuid: str) -> LiveReservation | None:
-        """End a live reservation at once: free its slots, shield entry and pool number.
-        Returns what was released, None when it was not live."""
+        """End a reservation at once: free its slots, shield entry and pool number.
+        Returns what was released (possibly already past its expiry, which frees nothing
+        more), None when the store does not know it."""
         ...
 
     async def close(self) -> None:

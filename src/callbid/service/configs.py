@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callbid.adapters.storage.config_repo import load_key
+from callbid.domain.memo import PlanMemo
 from callbid.domain.model import Campaign, RtbKey
 
 NEGATIVE_TTL = 5.0
@@ -18,8 +19,11 @@ NEGATIVE_MAX = 10_000
 
 @dataclass(frozen=True, slots=True)
 class KeyConfig:
+    """A key and its campaign as loaded; `memo` caches derived data for this snapshot only."""
+
     key: RtbKey
     campaign: Campaign
+    memo: PlanMemo
 
 
 class ConfigCache:
@@ -70,7 +74,7 @@ class ConfigCache:
                 self._unknown.clear()
             self._unknown[key] = time.monotonic() + NEGATIVE_TTL
             return None
-        config = KeyConfig(*loaded)
+        config = KeyConfig(*loaded, memo=PlanMemo(loaded[1]))
         self._keys[key] = config
         return config
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -79,8 +79,10 @@ async def handle_ping(
     request = build_request(
         params, key=key.key, publisher_id=publisher_id, allow_no_caller=key.allow_no_caller
     )
-    now = runtime.clock()
-    plan = plan_ping(campaign, key, publisher, request, uuid=str(uuid4()), now=now, rng=runtime.rng)
+    now, uuid = runtime.clock(), str(uuid4())
+    plan = plan_ping(
+        campaign, key, publisher, request, uuid=uuid, now=now, rng=runtime.rng, memo=config.memo
+    )
     result = await runtime.store.reserve(plan.order) if plan.order is not None else None
     if result is not None and result.status is ReserveStatus.RATE_LIMITED:
         raise RateLimited("FAILED rate limit exceeded", retry_after=result.retry_after)
@@ -88,7 +90,6 @@ async def handle_ping(
         assert result.record is not None
         return _answer_of(result.record, PingStatus.RESERVED, shielded=True)
     decision = conclude(plan, result)
-    uuid = plan.order.uuid if plan.order else str(uuid4())
     ops = _creation_ops(
         runtime, campaign, request, plan, decision, result, uuid=uuid, now=now, api=api
     )
@@ -99,7 +100,7 @@ async def handle_ping(
             await runtime.store.release(namespace(campaign.company_id), uuid)
         raise
     if decision.record is not None:
-        return replace(_answer_of(decision.record, decision.status), tags=request.tags)
+        return _answer_of(decision.record, decision.status, tags=request.tags)
     return PingAnswer(
         uuid,
         decision.status,
@@ -109,7 +110,13 @@ async def handle_ping(
     )
 
 
-def _answer_of(record: LiveReservation, status: str, *, shielded: bool = False) -> PingAnswer:
+def _answer_of(
+    record: LiveReservation,
+    status: str,
+    *,
+    shielded: bool = False,
+    tags: Mapping[str, str] | None = None,
+) -> PingAnswer:
     return PingAnswer(
         uuid=record.uuid,
         status=status,
@@ -121,6 +128,7 @@ def _answer_of(record: LiveReservation, status: str, *, shielded: bool = False) 
         shielded=shielded,
         target_id=record.target_id,
         criterion_id=record.criterion_id,
+        tags=tags,
     )
 
 
@@ -165,20 +173,18 @@ def _creation_ops(
         "confirmed_at": None,
         "claimed_at": None,
         "wiped_at": None,
+        "decision_log": [
+            {
+                "position": entry.position,
+                "target_id": entry.target_id,
+                "target_name": entry.target_name,
+                "outcome": entry.outcome,
+            }
+            for entry in decision.log
+        ],
     }
-    log = [
-        {
-            "reservation_uuid": uuid,
-            "position": entry.position,
-            "target_id": entry.target_id,
-            "target_name": entry.target_name,
-            "outcome": entry.outcome,
-            "detail": None,
-        }
-        for entry in decision.log
-    ]
     writes = runtime.writes
-    ops = writes.created(row, log)
+    ops = [writes.created(row)]
     order = plan.order
     if record is not None and order is not None and order.seen_key and request.caller_number:
         until = now + timedelta(seconds=order.seen_ttl)

@@ -11,13 +11,12 @@ from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callbid.adapters.storage.tables import CallerSeen, DecisionLogRow, Reservation
+from callbid.adapters.storage.tables import CallerSeen, Reservation
 from callbid.adapters.storage.writer import WriteOp
 
 LIVE = ("reserved", "confirmed")
 
 INSERT_RESERVATION = insert(Reservation)
-INSERT_LOG = insert(DecisionLogRow)
 UPDATE_STATUS = (
     update(Reservation)
     .where(Reservation.uuid == bindparam("b_uuid"))
@@ -69,10 +68,9 @@ class ReservationWrites:
     def __init__(self, dialect: str) -> None:
         self._seen = _seen_upsert(dialect)
 
-    def created(self, row: dict[str, Any], log: Sequence[dict[str, Any]]) -> list[WriteOp]:
-        ops = [WriteOp(0, INSERT_RESERVATION, row)]
-        ops.extend(WriteOp(1, INSERT_LOG, entry) for entry in log)
-        return ops
+    @staticmethod
+    def created(row: dict[str, Any]) -> WriteOp:
+        return WriteOp(0, INSERT_RESERVATION, row)
 
     def seen(
         self, company_id: int, campaign_id: int, caller: str, at: datetime, until: datetime
@@ -107,15 +105,6 @@ async def get_reservation(session: AsyncSession, uuid: str) -> Reservation | Non
     return await session.get(Reservation, uuid)
 
 
-async def decision_log(session: AsyncSession, uuid: str) -> Sequence[DecisionLogRow]:
-    rows = await session.scalars(
-        select(DecisionLogRow)
-        .where(DecisionLogRow.reservation_uuid == uuid)
-        .order_by(DecisionLogRow.position)
-    )
-    return rows.all()
-
-
 async def live_reservations(session: AsyncSession, now: datetime) -> Sequence[Reservation]:
     rows = await session.scalars(
         select(Reservation).where(Reservation.status.in_(LIVE), Reservation.expires_at > now)
@@ -130,8 +119,6 @@ async def recent_callers(session: AsyncSession, now: datetime) -> Sequence[Calle
 
 async def purge(session: AsyncSession, *, older_than: datetime, now: datetime) -> int:
     """Delete RTB records created before `older_than` and caller recency past its window."""
-    old = select(Reservation.uuid).where(Reservation.created_at < older_than)
-    await session.execute(delete(DecisionLogRow).where(DecisionLogRow.reservation_uuid.in_(old)))
     result = await session.execute(delete(Reservation).where(Reservation.created_at < older_than))
     await session.execute(delete(CallerSeen).where(CallerSeen.keep_until <= now))
     return int(getattr(result, "rowcount", 0) or 0)

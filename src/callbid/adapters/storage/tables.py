@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -237,7 +236,7 @@ class Reservation(Base):
         Index("ix_reservations_created", "created_at"),
     )
     uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
-    company_id: Mapped[int] = mapped_column(Integer, index=True)
+    company_id: Mapped[int] = mapped_column(Integer)
     campaign_id: Mapped[int] = mapped_column(Integer)
     key: Mapped[str] = mapped_column(String(36))
     api: Mapped[str] = mapped_column(String(10), default="rtb")
@@ -258,24 +257,15 @@ class Reservation(Base):
     holds: Mapped[bool] = mapped_column(Boolean, default=False)
     subject_keys: Mapped[list[Any]] = mapped_column(default=list)
     shield_key: Mapped[str | None] = mapped_column(String(200))
+    #: One entry per target considered: position, target_id, target_name, outcome (and, for
+    #: pinged buyers, latency, HTTP status, bid, truncated body). Kept in the row so that a
+    #: ping costs one insert.
+    decision_log: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime | None] = mapped_column()
     confirmed_at: Mapped[datetime | None] = mapped_column()
     claimed_at: Mapped[datetime | None] = mapped_column()
     wiped_at: Mapped[datetime | None] = mapped_column()
-
-
-class DecisionLogRow(Base):
-    __tablename__ = "decision_log"
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    reservation_uuid: Mapped[str] = mapped_column(
-        ForeignKey("reservations.uuid", ondelete="CASCADE"), index=True
-    )
-    position: Mapped[int] = mapped_column(Integer)
-    target_id: Mapped[int] = mapped_column(Integer)
-    target_name: Mapped[str] = mapped_column(String(200))
-    outcome: Mapped[str] = mapped_column(String(300))
-    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class CallerSeen(Base):

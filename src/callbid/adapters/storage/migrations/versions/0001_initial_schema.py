@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 10:56:38.207961
+Create Date: 2026-11-23 11:28:27.894605
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("holds", sa.Boolean(), nullable=False),
         sa.Column("subject_keys", sa.JSON(), nullable=False),
         sa.Column("shield_key", sa.String(length=200), nullable=True),
+        sa.Column("decision_log", sa.JSON(), nullable=False),
         sa.Column(
             "created_at", callbid.adapters.storage.tables.UtcDateTime(timezone=True), nullable=False
         ),
@@ -97,9 +98,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("uuid"),
     )
     with op.batch_alter_table("reservations", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_reservations_company_id"), ["company_id"], unique=False
-        )
         batch_op.create_index("ix_reservations_created", ["created_at"], unique=False)
         batch_op.create_index("ix_reservations_live", ["status", "expires_at"], unique=False)
 
@@ -133,23 +131,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_campaigns_company_id"), ["company_id"], unique=False)
-
-    op.create_table(
-        "decision_log",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("reservation_uuid", sa.String(length=36), nullable=False),
-        sa.Column("position", sa.Integer(), nullable=False),
-        sa.Column("target_id", sa.Integer(), nullable=False),
-        sa.Column("target_name", sa.String(length=200), nullable=False),
-        sa.Column("outcome", sa.String(length=300), nullable=False),
-        sa.Column("detail", sa.JSON(), nullable=True),
-        sa.ForeignKeyConstraint(["reservation_uuid"], ["reservations.uuid"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    with op.batch_alter_table("decision_log", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_decision_log_reservation_uuid"), ["reservation_uuid"], unique=False
-        )
 
     op.create_table(
         "publishers",
@@ -363,10 +344,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_publishers_company_id"))
 
     op.drop_table("publishers")
-    with op.batch_alter_table("decision_log", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_decision_log_reservation_uuid"))
-
-    op.drop_table("decision_log")
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_campaigns_company_id"))
 
@@ -378,7 +355,6 @@ def downgrade() -> None:
     with op.batch_alter_table("reservations", schema=None) as batch_op:
         batch_op.drop_index("ix_reservations_live")
         batch_op.drop_index("ix_reservations_created")
-        batch_op.drop_index(batch_op.f("ix_reservations_company_id"))
 
     op.drop_table("reservations")
     op.drop_table("meta")

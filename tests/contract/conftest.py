@@ -1,0 +1,83 @@
+"""Fixtures of the hot-state contract suite: every `HotState` store runs the very same tests.
+
+A store plugs in at one place, `STORE_FACTORIES`: a name and a factory returning an async
+context manager that yields a fresh, usable store and closes it on exit. Each test works in
+its own namespace (`ns`), so stores backed by a shared server never see each other's keys.
+
+To add the Redis store::
+
+    @asynccontextmanager
+    async def redis_store() -> AsyncIterator[HotState]:
+        client = Redis.from_url(os.environ["CALLBID_TEST_REDIS_URL"])  # a dedicated test DB
+        await client.flushdb()
+        store = RedisHotState(client)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    STORE_FACTORIES["redis"] = redis_store
+    STORE_MARKS["redis"] = (pytest.mark.redis,)
+
+Factories are called on the event loop that will drive the store: the `store` fixture on the
+test's loop, the property tests on a loop of their own (see `store_factory`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from uuid import uuid4
+
+import pytest
+
+from callbid.hotstate.memory import MemoryHotState
+from callbid.hotstate.protocol import HotState
+
+StoreFactory = Callable[[], AbstractAsyncContextManager[HotState]]
+
+
+@asynccontextmanager
+async def memory_store() -> AsyncIterator[HotState]:
+    store = MemoryHotState()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+# The single place where stores plug in: name -> factory, plus the marks its tests carry.
+STORE_FACTORIES: dict[str, StoreFactory] = {
+    "memory": memory_store,
+}
+STORE_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {}
+
+
+def _store_params() -> list[object]:
+    return [
+        pytest.param(name, marks=STORE_MARKS.get(name, ()), id=name) for name in STORE_FACTORIES
+    ]
+
+
+@pytest.fixture(params=_store_params())
+def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
+    """The factory of the store under test, for tests that drive their own event loop."""
+    factory: StoreFactory = STORE_FACTORIES[request.param]
+    return factory
+
+
+@pytest.fixture
+async def store(store_factory: StoreFactory) -> AsyncIterator[HotState]:
+    """A fresh store of each registered kind, open for the test and closed after it."""
+    async with store_factory() as hot:
+        yield hot
+
+
+def new_namespace() -> str:
+    return f"test-{uuid4().hex}"
+
+
+@pytest.fixture
+def ns() -> str:
+    """A namespace no other test uses."""
+    return new_namespace()
