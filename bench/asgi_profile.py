@@ -9,6 +9,7 @@ cProfile inflates call-heavy code about 2.5x, so read that profile relatively.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import cProfile
 import pstats
@@ -108,5 +109,17 @@ async def main(sort_key: str | None) -> None:
             pstats.Stats(profile).sort_stats(sort_key).print_stats(PROFILE_LINES)
 
 
+def _sort_key(argv: list[str]) -> str | None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "sort_key",
+        nargs="?",
+        choices=["cumulative", "tottime", "ncalls", "calls", "time"],
+        help="profile the pings and sort the profile by this key",
+    )
+    key: str | None = parser.parse_args(argv).sort_key
+    return key
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else None))
+    asyncio.run(main(_sort_key(sys.argv[1:])))
