@@ -87,8 +87,8 @@ def create_app(
     app.add_exception_handler(HTTPException, handle_http_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(Exception, _handle_unexpected)
-    for route in public.routes():
-        app.router.routes.append(route)
+    # First in line: every request is matched against the routes in order.
+    app.router.routes[0:0] = public.routes()
     app.include_router(owner_router())
     app.include_router(admin_router(), prefix="/api/v1")
     return app
