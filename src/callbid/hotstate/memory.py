@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import replace
 
@@ -33,6 +34,9 @@ class MemoryHotState:
         self._counters: dict[str, int] = {}
         self._seen: dict[str, tuple[float, float]] = {}
         self._rate: dict[str, float] = {}
+        # (expiry, key) heaps, so that pruning touches only what expired.
+        self._record_expiries: list[tuple[float, str]] = []
+        self._seen_expiries: list[tuple[float, str]] = []
 
     async def reserve(self, order: ReserveOrder) -> ReserveResult:
         return self.reserve_now(order)
@@ -99,7 +103,7 @@ class MemoryHotState:
             )
             self._store(ns, record, now)
             if order.seen_key is not None:
-                self._seen[f"{ns}:{order.seen_key}"] = (now, now + order.seen_ttl)
+                self._remember_seen(f"{ns}:{order.seen_key}", now, now + order.seen_ttl)
             return ReserveResult(ReserveStatus.RESERVED, record, tuple(blocked), last_seen)
         return ReserveResult(ReserveStatus.NO_TARGET, blocked=tuple(blocked), last_seen=last_seen)
 
@@ -142,24 +146,39 @@ class MemoryHotState:
         return count
 
     def load_seen(self, namespace: str, key: str, seen_at: float, keep_until: float) -> None:
-        self._seen[f"{namespace}:{key}"] = (seen_at, keep_until)
+        self._remember_seen(f"{namespace}:{key}", seen_at, keep_until)
+
+    def _remember_seen(self, key: str, seen_at: float, keep_until: float) -> None:
+        self._seen[key] = (seen_at, keep_until)
+        heapq.heappush(self._seen_expiries, (keep_until, key))
 
     def prune(self, now: float) -> int:
-        """Drop expired reservations and stale entries; returns reservations dropped."""
-        expired = [k for k, r in self._records.items() if r.expires_at <= now]
-        for key in expired:
-            namespace = key.rsplit(":", 1)[0]
-            self._forget(namespace, self._records.pop(key))
-        for table in (self._live, self._pending):
-            for slots in table.values():
-                for uuid in [u for u, exp in slots.items() if exp <= now]:
-                    del slots[uuid]
-        self._seen = {k: v for k, v in self._seen.items() if v[1] > now}
+        """Drop expired reservations and stale entries; returns reservations dropped.
+
+        Costs what expired, not what is live: a full scan of tens of thousands of live
+        reservations stalled the event loop for milliseconds every sweep."""
+        dropped = 0
+        expiries = self._record_expiries
+        while expiries and expiries[0][0] <= now:
+            _, key = heapq.heappop(expiries)
+            record = self._records.get(key)
+            if record is not None and record.expires_at <= now:
+                del self._records[key]
+                self._forget(key.rsplit(":", 1)[0], record)
+                dropped += 1
+        seen = self._seen_expiries
+        while seen and seen[0][0] <= now:
+            _, key = heapq.heappop(seen)
+            entry = self._seen.get(key)
+            if entry is not None and entry[1] <= now:
+                del self._seen[key]
         self._rate = {k: v for k, v in self._rate.items() if v > now}
-        return len(expired)
+        return dropped
 
     def _store(self, ns: str, record: LiveReservation, now: float) -> None:
-        self._records[f"{ns}:{record.uuid}"] = record
+        key = f"{ns}:{record.uuid}"
+        self._records[key] = record
+        heapq.heappush(self._record_expiries, (record.expires_at, key))
         if record.shield_key is not None:
             self._shield[f"{ns}:{record.shield_key}"] = record.uuid
         if record.pool_number is not None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callbid.adapters.storage.db import create_engine, session_factory
 from callbid.adapters.storage.reservations import (
-    ReservationWrites,
+    EXPIRE,
     live_reservations,
     purge,
     recent_callers,
@@ -80,9 +80,14 @@ async def purge_once(runtime: Runtime) -> int:
 
 
 async def sweep_once(runtime: Runtime) -> None:
-    """Mark reservations past `expires_at` expired and drop them from an in-process store."""
+    """Mark reservations past `expires_at` expired and drop them from an in-process store.
+
+    The update goes through the engine's own connection, not the group writer: it touches
+    every reservation that expired since the last sweep, and on the writer's connection (the
+    event loop's, on SQLite) that stalled pings for milliseconds once a second."""
     now = runtime.clock()
-    await runtime.writer.write(ReservationWrites.expired_before(now))
+    async with runtime.sessions.begin() as session:
+        await session.execute(EXPIRE, {"b_now": now})
     if isinstance(runtime.store, MemoryHotState):
         runtime.store.prune(now.timestamp())
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,13 +42,9 @@ REFUSE = (
     .where(Reservation.uuid == bindparam("b_uuid"))
     .values(status="no-target", owner_info=bindparam("b_info"))
 )
-# No IN list here: the SQLite writer runs precompiled text, which cannot expand one.
 EXPIRE = (
     update(Reservation)
-    .where(
-        or_(Reservation.status == LIVE[0], Reservation.status == LIVE[1]),
-        Reservation.expires_at <= bindparam("b_now"),
-    )
+    .where(Reservation.status.in_(LIVE), Reservation.expires_at <= bindparam("b_now"))
     .values(status="expired")
 )
 
@@ -95,10 +91,6 @@ class ReservationWrites:
     @staticmethod
     def refused(uuid: str, info: str) -> WriteOp:
         return WriteOp(3, REFUSE, {"b_uuid": uuid, "b_info": info})
-
-    @staticmethod
-    def expired_before(now: datetime) -> WriteOp:
-        return WriteOp(4, EXPIRE, {"b_now": now})
 
 
 async def get_reservation(session: AsyncSession, uuid: str) -> Reservation | None:
