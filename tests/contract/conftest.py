@@ -25,14 +25,17 @@ test's loop, the property tests on a loop of their own (see `store_factory`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from uuid import uuid4
 
 import pytest
+from redis.asyncio import Redis
 
 from callbid.hotstate.memory import MemoryHotState
 from callbid.hotstate.protocol import HotState
+from callbid.hotstate.redis import RedisHotState
 
 StoreFactory = Callable[[], AbstractAsyncContextManager[HotState]]
 
@@ -46,11 +49,24 @@ async def memory_store() -> AsyncIterator[HotState]:
         await store.close()
 
 
+@asynccontextmanager
+async def redis_store() -> AsyncIterator[HotState]:
+    url = os.environ.get("CALLBID_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    client = Redis.from_url(url)  # a dedicated test DB
+    await client.flushdb()
+    store = RedisHotState(client)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 # The single place where stores plug in: name -> factory, plus the marks its tests carry.
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": memory_store,
+    "redis": redis_store,
 }
-STORE_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {}
+STORE_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {"redis": (pytest.mark.redis,)}
 
 
 def _store_params() -> list[object]:

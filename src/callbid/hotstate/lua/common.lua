@@ -10,8 +10,9 @@ local function fmt(x)
   return string.format('%.17g', x)
 end
 
-local function expire_after(key, seconds)
-  redis.call('EXPIRE', key, math.max(math.ceil(seconds), 0) + GRACE)
+-- SET `key` to `value`, to be collected GRACE after `seconds` from the caller's now.
+local function set_for(key, value, seconds)
+  redis.call('SET', key, value, 'EX', math.max(math.ceil(seconds), 0) + GRACE)
 end
 
 -- The stored record `uuid` (decoded, raw) when it is live at `now`; nil otherwise.
@@ -81,8 +82,6 @@ end
 
 local function save_record(rec, now)
   local raw = cjson.encode(rec)
-  local key = P .. 'r:' .. rec.u
-  redis.call('SET', key, raw)
-  expire_after(key, tonumber(rec.e) - now)
+  set_for(P .. 'r:' .. rec.u, raw, tonumber(rec.e) - now)
   return raw
 end

@@ -20,8 +20,7 @@ local function rate_wait(rule)
   if tat and tat >= now then start = tat end
   local wait = start - now - tolerance
   if wait > epsilon then return wait end
-  redis.call('SET', key, fmt(start + interval))
-  expire_after(key, start + interval - now)
+  set_for(key, fmt(start + interval), start + interval - now)
   return nil
 end
 
@@ -55,11 +54,6 @@ local function free_pool_number()
   return nil
 end
 
-local function claim(key, ttl)
-  redis.call('SET', key, o.u)
-  expire_after(key, ttl)
-end
-
 local function store(candidate, option, payout, pool_number)
   local subjects = {unpack(candidate[2])}
   if o.pb then subjects[#subjects + 1] = o.pb end
@@ -72,13 +66,11 @@ local function store(candidate, option, payout, pool_number)
     k = subject_keys(subjects), sh = o.sh, pn = pool_number,
   }
   local raw = save_record(rec, now)
-  if o.sh then claim(P .. 'shield:' .. o.sh, o.e - now) end
-  if pool_number then claim(P .. 'pool:' .. pool_number, o.e - now) end
+  if o.sh then set_for(P .. 'shield:' .. o.sh, o.u, o.e - now) end
+  if pool_number then set_for(P .. 'pool:' .. pool_number, o.u, o.e - now) end
   if o.h then take_slots(rec, now) end
   if o.sn then
-    local key = P .. 'seen:' .. o.sn
-    redis.call('SET', key, fmt(now) .. '|' .. fmt(now + o.st))
-    expire_after(key, o.st)
+    set_for(P .. 'seen:' .. o.sn, fmt(now) .. '|' .. fmt(now + o.st), o.st)
   end
   return raw
 end
