@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from callbid.api.app import create_app
 from callbid.runtime import Runtime
@@ -50,6 +54,44 @@ class Service:
         return creds
 
 
+POSTGRES_URL = os.environ.get(
+    "CALLBID_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+#: Database 14: the contract suite empties 15.
+E2E_REDIS_URL = os.environ.get("CALLBID_TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
+#: The deployments the end-to-end suites run against: embedded default and scaled-out stores.
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite-memory"),
+    pytest.param("postgres", id="postgres-redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+]
+
+
+async def reset_postgres(url: str) -> None:
+    """Empty the test database's public schema so that the app's migrations start from
+    nothing (the database is the tests' own: `CALLBID_TEST_POSTGRES_URL`)."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
+
+
+async def reset_redis(url: str) -> None:
+    client = Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+def backend_settings(backend: str) -> dict[str, Any]:
+    if backend == "sqlite":
+        return {}
+    return {"database_url": POSTGRES_URL, "redis_url": E2E_REDIS_URL, "store": "redis"}
+
+
 def sqlite_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": f"sqlite+aiosqlite:///{tmp_path}/callbid.db",
@@ -73,8 +115,12 @@ def make_service(tmp_path: Path, clock: FakeClock) -> Callable[..., Any]:
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
-    async def factory(**overrides: Any) -> AsyncIterator[Service]:
-        settings = sqlite_settings(tmp_path, **overrides)
+    async def factory(backend: str = "sqlite", **overrides: Any) -> AsyncIterator[Service]:
+        settings = sqlite_settings(tmp_path, **backend_settings(backend), **overrides)
+        if backend == "postgres":
+            await reset_postgres(settings.database_url)
+            assert settings.redis_url is not None
+            await reset_redis(settings.redis_url)
         app = create_app(settings, clock=clock, rng=Random(settings.random_seed))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
@@ -89,4 +135,14 @@ def make_service(tmp_path: Path, clock: FakeClock) -> Callable[..., Any]:
 @pytest.fixture
 async def service(make_service: Callable[..., Any]) -> AsyncIterator[Service]:
     async with make_service() as svc:
+        yield svc
+
+
+@pytest.fixture(params=BACKENDS)
+async def any_service(
+    request: pytest.FixtureRequest, make_service: Callable[..., Any]
+) -> AsyncIterator[Service]:
+    """The service on each deployment: SQLite with the in-process store, and PostgreSQL
+    with Redis."""
+    async with make_service(request.param) as svc:
         yield svc

@@ -55,6 +55,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
+    if settings.workers > 1:
+        print("callbid: several workers are not supported yet; run one per port", file=sys.stderr)
+        return 2
+
     from callbid.adapters.storage.db import migrate
     from callbid.api.app import create_app
     from callbid.service.demo import seed_and_describe

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.builders import build_campaign
 from tests.conftest import Service
+
+
+@pytest.fixture
+def service(any_service: Service) -> Service:
+    """Every test here runs on SQLite with the in-process store and on PostgreSQL with Redis."""
+    return any_service
+
 
 CALLER = "+12125550177"
 LEGACY_KEYS = {

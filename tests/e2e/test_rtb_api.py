@@ -10,6 +10,13 @@ import pytest
 from tests.builders import Built, build_campaign
 from tests.conftest import Service
 
+
+@pytest.fixture
+def service(any_service: Service) -> Service:
+    """Every test here runs on SQLite with the in-process store and on PostgreSQL with Redis."""
+    return any_service
+
+
 ISO_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 CALLER = "+12125550123"
 

@@ -12,6 +12,7 @@ from random import Random
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -33,6 +34,7 @@ from callbid.api.owner import owner_router
 from callbid.domain.errors import CallbidError
 from callbid.hotstate.memory import MemoryHotState
 from callbid.hotstate.protocol import HotState
+from callbid.hotstate.redis import RedisHotState
 from callbid.runtime import Runtime
 from callbid.service.configs import ConfigCache
 from callbid.service.demo import seed_demo_if_empty
@@ -101,11 +103,13 @@ async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng:
         await seed_demo_if_empty(sessions, settings)
     store: HotState
     if settings.uses_redis:
-        raise NotImplementedError("the Redis hot state arrives with the scale-out work")
-    memory = MemoryHotState()
-    restored = await restore_memory_state(memory, sessions, clock())
-    log.info("restored %d live reservations", restored)
-    store = memory
+        assert settings.redis_url is not None
+        store = RedisHotState(Redis.from_url(settings.redis_url))
+    else:
+        memory = MemoryHotState()
+        restored = await restore_memory_state(memory, sessions, clock())
+        log.info("restored %d live reservations", restored)
+        store = memory
     writer = GroupWriter(_executor(settings, engine), batch_max=settings.write_batch_max)
     writer.start()
     return Runtime(
