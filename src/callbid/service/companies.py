@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callbid.adapters.storage.db import create_engine, session_factory
@@ -19,17 +18,6 @@ async def create_company(sessions: async_sessionmaker[AsyncSession], name: str) 
         session.add(company)
         await session.flush()
         return company.id, token
-
-
-async def rotate_token(sessions: async_sessionmaker[AsyncSession], company_id: int) -> str | None:
-    """A new admin token for the company (the old one stops working); None when unknown."""
-    token = new_token()
-    async with sessions.begin() as session:
-        company = await session.scalar(select(Company).where(Company.id == company_id))
-        if company is None:
-            return None
-        company.token_hash = hash_token(token)
-        return token
 
 
 async def create_company_once(settings: Settings, name: str) -> tuple[int, str]:

@@ -78,10 +78,6 @@ class ConfigCache:
         self._keys[key] = config
         return config
 
-    async def campaign_for(self, key: str) -> Campaign | None:
-        config = await self.get(key)
-        return config.campaign if config else None
-
     def invalidate(self, company_id: int | None = None) -> None:
         """Drop cached entries of `company_id` (all when None) and every negative entry."""
         self._generation += 1

@@ -24,7 +24,6 @@ from callbid.domain.model import Campaign, PingRequest, Publisher
 from callbid.domain.reserve import (
     HoldStatus,
     LiveReservation,
-    ReserveResult,
     ReserveStatus,
     namespace,
     publisher_subject,
@@ -90,9 +89,7 @@ async def handle_ping(
         assert result.record is not None
         return _answer_of(result.record, PingStatus.RESERVED, shielded=True)
     decision = conclude(plan, result)
-    ops = _creation_ops(
-        runtime, campaign, request, plan, decision, result, uuid=uuid, now=now, api=api
-    )
+    ops = _creation_ops(runtime, campaign, request, plan, decision, uuid=uuid, now=now, api=api)
     try:
         await runtime.writer.write(*ops)
     except Exception:
@@ -138,7 +135,6 @@ def _creation_ops(
     request: PingRequest,
     plan: PingPlan,
     decision: Decision,
-    result: ReserveResult | None,
     *,
     uuid: str,
     now: datetime,
