@@ -145,12 +145,14 @@ def ping_env(target: Target, offset: int, *, count: bool) -> dict[str, str]:
 # ---------------------------------------------------------------- server
 
 
-def core_split() -> tuple[str, str]:
-    """CPU list for the server (every core but the last) and for wrk (the last core)."""
+def core_split(workers: int = 1) -> tuple[str, str]:
+    """CPU list for the server and for wrk (the last core). One worker gets every core but
+    the last; several workers get every core, the last one shared with wrk."""
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) == 1:
         return str(cores[0]), str(cores[0])
-    return ",".join(map(str, cores[:-1])), str(cores[-1])
+    server = cores if workers > 1 else cores[:-1]
+    return ",".join(map(str, server)), str(cores[-1])
 
 
 def pinned(cores: str) -> list[str]:
@@ -437,7 +439,7 @@ def non_negative(text: str) -> int:
 
 
 def bench(args: argparse.Namespace, say: Say) -> int:
-    server_cores, wrk_cores = core_split()
+    server_cores, wrk_cores = core_split(args.workers)
     if args.url:
         base = local_base_url(args.url)
         given = {"key": args.key, "publisher_id": args.publisher_id}

@@ -116,7 +116,7 @@ def make_service(tmp_path: Path, clock: FakeClock) -> Callable[..., Any]:
 
     @asynccontextmanager
     async def factory(backend: str = "sqlite", **overrides: Any) -> AsyncIterator[Service]:
-        settings = sqlite_settings(tmp_path, **backend_settings(backend), **overrides)
+        settings = sqlite_settings(tmp_path, **(backend_settings(backend) | overrides))
         if backend == "postgres":
             await reset_postgres(settings.database_url)
             assert settings.redis_url is not None

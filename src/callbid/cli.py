@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -34,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP service (migrates, seeds the demo)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int)
+    serve.add_argument(
+        "--workers", type=int, help="worker processes on one port (needs PostgreSQL and Redis)"
+    )
     demo = sub.add_parser("demo", help="print the demo campaign's ping URL and credentials")
     demo.add_argument("--json", action="store_true", help="one JSON line")
     company = sub.add_parser("company", help="create a company and print its admin token")
@@ -43,21 +46,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         name: value
         for name in ("database_url", "host", "port", "workers")
         if (value := getattr(args, name, None)) is not None
     }
-    return Settings(**overrides)
 
 
-def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(**_overrides(args))
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
-
-    if settings.workers > 1:
-        print("callbid: several workers are not supported yet; run one per port", file=sys.stderr)
-        return 2
 
     from callbid.adapters.storage.db import migrate
     from callbid.api.app import create_app
@@ -67,15 +69,29 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     demo = asyncio.run(seed_and_describe(settings))
     if demo is not None:
         print(_curl(settings, demo), flush=True)
-    app = create_app(settings, migrate_schema=False)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings, migrate_schema=False), **options)
+        return 0
+    # Worker processes build their settings from the environment: hand them the command
+    # line's overrides, and leave migrating and seeding (done above, once) to this process.
+    os.environ.update(
+        {f"CALLBID_{name.upper()}": str(value) for name, value in _overrides(args).items()}
+    )
+    os.environ["CALLBID_SEED_DEMO"] = "false"
     uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
+        "callbid.api.app:app_from_environment",
+        factory=True,
+        workers=settings.workers,
+        timeout_graceful_shutdown=10,
+        **options,
     )
     return 0
 

@@ -9,6 +9,8 @@ from random import Random
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from callbid.adapters.config_bus import RedisConfigBus
+from callbid.adapters.leases import RedisLeases
 from callbid.adapters.storage.reservations import ReservationWrites
 from callbid.adapters.storage.writer import GroupWriter
 from callbid.hotstate.protocol import HotState
@@ -29,8 +31,13 @@ class Runtime:
     configs: ConfigCache
     clock: Callable[[], datetime]
     rng: Random
+    bus: RedisConfigBus | None = None
+    leases: RedisLeases | None = None
     token_cache: dict[str, tuple[int, float]] = field(default_factory=dict)
 
-    def invalidate(self, company_id: int) -> None:
-        """Forget cached configuration of `company_id` after an admin change."""
+    async def invalidate(self, company_id: int) -> None:
+        """Forget cached configuration of `company_id` after an admin change, here and, when
+        several workers share Redis, in every other worker."""
         self.configs.invalidate(company_id)
+        if self.bus is not None:
+            await self.bus.publish(company_id)

@@ -21,6 +21,15 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="redis://host:port/db for shared hot state"
     )
+    redis_timeout_seconds: float = Field(
+        default=1.0, gt=0, le=30, description="give up on a Redis call after this long (503)"
+    )
+    redis_pool_size: int = Field(
+        default=32, ge=1, le=10_000, description="Redis connections per worker process"
+    )
+    database_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="give up connecting to PostgreSQL after this long"
+    )
     store: Literal["auto", "memory", "redis"] = Field(
         default="auto", description="hot-state store; auto picks redis when redis_url is set"
     )

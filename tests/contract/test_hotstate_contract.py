@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 from uuid import uuid4
@@ -268,6 +268,19 @@ async def test_concurrency_cap_counts_holding_reservations(store: HotState, ns: 
     result = await refused(store, order(ns, cand))
     assert result.status is ReserveStatus.NO_TARGET
     assert result.blocked == ((1, "capped:concurrency"),)
+
+
+async def test_a_retried_order_changes_nothing_more(store: HotState, ns: str) -> None:
+    """A client retries an order whose reply it lost: same record, no second slot, and the
+    rate limit and recency are not charged again."""
+    cand = candidate(1, concurrency=2)
+    rule_ = RateRule("rate:k1", per_second=1.0, burst=1)
+    first_order = order(ns, cand, rate=rule_, seen="c1", seen_ttl=600)
+    first = await reserved(store, first_order)
+    again = await store.reserve(replace(first_order, now=T0 + 0.01))
+    assert again.status is ReserveStatus.RESERVED
+    assert again.record == first
+    assert await room(store, ns, cand, now=T0 + 0.02) == 1
 
 
 async def test_release_frees_the_slot_and_ends_the_reservation(store: HotState, ns: str) -> None:

@@ -12,12 +12,13 @@ from random import Random
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from callbid.adapters.config_bus import RedisConfigBus
 from callbid.adapters.geo import zip_index
+from callbid.adapters.leases import RedisLeases
 from callbid.adapters.storage.db import create_engine, migrate, session_factory
 from callbid.adapters.storage.reservations import ReservationWrites
 from callbid.adapters.storage.sqlite_writer import SqliteExecutor
@@ -29,12 +30,13 @@ from callbid.api.errors import (
     handle_callbid_error,
     handle_http_error,
     handle_validation_error,
+    outage_response,
 )
 from callbid.api.owner import owner_router
 from callbid.domain.errors import CallbidError
 from callbid.hotstate.memory import MemoryHotState
 from callbid.hotstate.protocol import HotState
-from callbid.hotstate.redis import RedisHotState
+from callbid.hotstate.redis import RedisHotState, connect_redis
 from callbid.runtime import Runtime
 from callbid.service.configs import ConfigCache
 from callbid.service.demo import seed_demo_if_empty
@@ -75,6 +77,8 @@ def create_app(
             yield
         finally:
             await maintenance.stop()
+            if runtime.bus is not None:
+                await runtime.bus.stop()
             await runtime.writer.stop()
             await runtime.store.close()
             await runtime.engine.dispose()
@@ -96,15 +100,32 @@ def create_app(
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of `callbid serve --workers N` (settings from
+    `CALLBID_*`; the parent process has migrated the schema already)."""
+    return create_app(Settings(), migrate_schema=False)
+
+
 async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng: Random) -> Runtime:
     engine = create_engine(settings)
     sessions = session_factory(engine)
     if settings.seed_demo:
         await seed_demo_if_empty(sessions, settings)
+    configs = ConfigCache(sessions)
     store: HotState
+    bus: RedisConfigBus | None = None
+    leases: RedisLeases | None = None
     if settings.uses_redis:
         assert settings.redis_url is not None
-        store = RedisHotState(Redis.from_url(settings.redis_url))
+        client = connect_redis(
+            settings.redis_url,
+            timeout=settings.redis_timeout_seconds,
+            pool_size=settings.redis_pool_size,
+        )
+        store = RedisHotState(client)
+        bus = RedisConfigBus(client, configs.invalidate)
+        bus.start()
+        leases = RedisLeases(client, holder=bus.origin)
     else:
         memory = MemoryHotState()
         restored = await restore_memory_state(memory, sessions, clock())
@@ -119,9 +140,11 @@ async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng:
         store=store,
         writer=writer,
         writes=ReservationWrites(engine.dialect.name),
-        configs=ConfigCache(sessions),
+        configs=configs,
         clock=clock,
         rng=rng,
+        bus=bus,
+        leases=leases,
     )
 
 
@@ -148,5 +171,9 @@ def _utcnow() -> datetime:
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
+    outage = outage_response(exc)
+    if outage is not None:
+        log.warning("answered 503 on %s %s: %r", request.method, request.url.path, exc)
+        return outage
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return failed(500, "internal error")

@@ -10,7 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from callbid.domain.errors import CallbidError
+from callbid.adapters.outage import is_outage
+from callbid.domain.errors import CallbidError, Unavailable
 
 JSON = "application/json"
 
@@ -47,3 +48,10 @@ async def handle_validation_error(_request: Request, exc: Exception) -> Response
     info = "; ".join(f"{'.'.join(p['loc'][1:]) or p['loc'][0]}: {p['msg']}" for p in problems)
     body = orjson.dumps({"status": "failed", "info": info or "invalid request", "errors": problems})
     return Response(body, status_code=422, media_type=JSON)
+
+
+def outage_response(exc: Exception) -> Response | None:
+    """503 with Retry-After when `exc` means a backing service is down; None otherwise."""
+    if not is_outage(exc):
+        return None
+    return error_response(Unavailable("FAILED storage unavailable, retry shortly"))

@@ -58,3 +58,6 @@ class Unavailable(CallbidError):
     """The service cannot answer right now (storage down); the client should retry."""
 
     status = 503
+
+    def __init__(self, info: str, *, retry_after: float | None = 1.0) -> None:
+        super().__init__(info, retry_after=retry_after)

@@ -43,6 +43,9 @@ class MemoryHotState:
 
     def reserve_now(self, order: ReserveOrder) -> ReserveResult:
         ns, now = order.namespace, order.now
+        prior = self._records.get(f"{ns}:{order.uuid}")
+        if prior is not None:  # a retried order changes nothing more
+            return ReserveResult(ReserveStatus.RESERVED, record=prior)
         if order.rate is not None:
             rate_key = f"{ns}:{order.rate.key}"
             tat, wait = gcra(self._rate.get(rate_key), now, order.rate)

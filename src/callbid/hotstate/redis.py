@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Coroutine
+from functools import wraps
 from importlib.resources import files
+from typing import Any, ParamSpec, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from callbid.adapters.outage import OutageLog, is_outage
+from callbid.domain.errors import Unavailable
 from callbid.domain.reserve import (
     EPSILON,
     CapSubject,
@@ -24,6 +32,53 @@ from callbid.hotstate.redis_wire import (
     prefix,
     record_key,
 )
+
+log = logging.getLogger(__name__)
+report_outage = OutageLog(log)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+RETRY_AFTER_SECONDS = 1.0
+POOL_WAIT_SECONDS = 10.0
+
+
+def connect_redis(url: str, *, timeout: float, pool_size: int) -> Redis:
+    """A client on a bounded pool (hiredis parses replies): a burst of requests queues for
+    one of `pool_size` connections instead of opening hundreds at once. It gives up after
+    `timeout` seconds instead of hanging, and retries once on a fresh connection, so that a
+    pooled connection broken by a Redis restart costs no request. Every script is safe to
+    retry: a reserve whose uuid is already stored answers with the stored record."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=pool_size,
+        timeout=POOL_WAIT_SECONDS,  # a burst queues here; a down Redis fails fast below
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=30,
+    )
+    return Redis(connection_pool=pool)
+
+
+def unavailable_when_down(
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Turn Redis being unreachable into `Unavailable` (HTTP 503 with Retry-After)."""
+
+    @wraps(method)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            report_outage("Redis", exc)
+            raise Unavailable(
+                "FAILED hot state unavailable, retry shortly", retry_after=RETRY_AFTER_SECONDS
+            ) from exc
+
+    return guarded
 
 
 def _script_source(name: str) -> str:
@@ -44,20 +99,24 @@ class RedisHotState:
         self._release = client.register_script(_script_source("release"))
         self._epsilon = repr(EPSILON)
 
+    @unavailable_when_down
     async def reserve(self, order: ReserveOrder) -> ReserveResult:
         keys = [prefix(order.namespace)]
         reply = await self._reserve(keys=keys, args=[encode_order(order), self._epsilon])
         return decode_result(reply)
 
+    @unavailable_when_down
     async def get(self, namespace: str, uuid: str, now: float) -> LiveReservation | None:
         return decode_live(await self._client.get(record_key(namespace, uuid)), now)
 
+    @unavailable_when_down
     async def hold(
         self, namespace: str, uuid: str, subjects: tuple[CapSubject, ...], now: float
     ) -> tuple[HoldStatus, str | None]:
         args: list[str | bytes] = [uuid, repr(now), encode_subjects(subjects)]
         return decode_hold(await self._hold(keys=[prefix(namespace)], args=args))
 
+    @unavailable_when_down
     async def release(self, namespace: str, uuid: str) -> LiveReservation | None:
         raw = await self._release(keys=[prefix(namespace)], args=[uuid])
         return decode_record(raw) if raw is not None else None

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callbid.adapters.outage import is_outage
 from callbid.adapters.storage.db import create_engine, session_factory
 from callbid.adapters.storage.reservations import (
     EXPIRE,
@@ -119,12 +120,19 @@ class Maintenance:
         self._tasks = []
 
     async def _every(self, seconds: float, job: Callable[[Runtime], Awaitable[object]]) -> None:
+        """Run `job` every `seconds`; with several workers on Redis, one of them per round."""
+        leases = self._runtime.leases
         while True:
             await asyncio.sleep(seconds)
             try:
+                if leases is not None and not await leases.take(job.__name__, seconds):
+                    continue
                 await job(self._runtime)
-            except Exception:
-                log.exception("maintenance job %s failed", getattr(job, "__name__", job))
+            except Exception as exc:
+                if is_outage(exc):
+                    log.warning("maintenance job %s skipped: %r", job.__name__, exc)
+                    continue
+                log.exception("maintenance job %s failed", job.__name__)
 
 
 async def purge_database(settings: Settings) -> int:

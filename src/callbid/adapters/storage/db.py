@@ -30,7 +30,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        settings.database_url, pool_size=10, max_overflow=10, pool_pre_ping=True
+        settings.database_url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_timeout=settings.database_timeout_seconds,
+        connect_args={"timeout": settings.database_timeout_seconds},
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callbid.adapters.outage import is_outage
 from callbid.domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -134,10 +135,11 @@ class GroupWriter:
     async def _commit(self, batch: list[_Job]) -> None:
         try:
             await self._executor.commit([op for job in batch for op in job.ops])
-        except Exception:
-            if len(batch) == 1:
-                log.exception("durable write failed")
-                _settle(batch[0], Unavailable("storage unavailable, retry"))
+        except Exception as exc:
+            if len(batch) == 1 or is_outage(exc):
+                log.exception("durable write of %d jobs failed", len(batch))
+                for job in batch:
+                    _settle(job, Unavailable("FAILED storage unavailable, retry shortly"))
                 return
             for job in batch:
                 await self._commit([job])

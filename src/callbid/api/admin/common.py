@@ -142,4 +142,4 @@ async def save(session: AsyncSession, request: Request, company_id: int) -> None
     except IntegrityError:
         await session.rollback()
         raise Conflict("the change conflicts with existing data") from None
-    runtime_of(request).invalidate(company_id)
+    await runtime_of(request).invalidate(company_id)

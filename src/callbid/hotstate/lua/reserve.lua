@@ -75,6 +75,9 @@ local function store(candidate, option, payout, pool_number)
   return raw
 end
 
+-- A retried order (the reply to the first attempt was lost) changes nothing more.
+local prior = redis.call('GET', P .. 'r:' .. o.u)
+if prior then return answer('reserved', prior) end
 if o.rt then
   local wait = rate_wait(o.rt)
   if wait then return answer('rate-limited', nil, nil, nil, wait) end

@@ -1,0 +1,48 @@
+"""Which exceptions mean "a backing service is down", as opposed to a bug or bad input."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+OUTAGES = (
+    OSError,
+    TimeoutError,
+    OperationalError,
+    InterfaceError,
+    RedisConnectionError,  # includes BusyLoadingError: Redis is still loading its data
+    RedisTimeoutError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when PostgreSQL, SQLite or Redis itself failed (unreachable, restarting, timed out,
+    locked): the request may succeed if retried shortly, so it is answered 503, not 500."""
+    if isinstance(exc, OUTAGES):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class OutageLog:
+    """Logs an outage once per `every` seconds per service, with the count it skipped: a
+    down Redis under load must not write thousands of lines a second."""
+
+    def __init__(self, logger: logging.Logger, every: float = 5.0) -> None:
+        self._logger = logger
+        self._every = every
+        self._next: dict[str, float] = {}
+        self._skipped: dict[str, int] = {}
+
+    def __call__(self, service: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now < self._next.get(service, 0.0):
+            self._skipped[service] = self._skipped.get(service, 0) + 1
+            return
+        skipped = self._skipped.pop(service, 0)
+        self._next[service] = now + self._every
+        more = f" (and {skipped} more since the last report)" if skipped else ""
+        self._logger.warning("%s unavailable: %r%s", service, exc, more)
