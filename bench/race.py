@@ -26,22 +26,22 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import asyncpg
-from redis import Redis
 
 from rtb import (
     LOCALHOST,
+    POSTGRES_SERVER,
     BenchError,
     Say,
     _die_with_parent,
     callbid_exe,
     free_port,
+    fresh_stores,
     positive,
     stop,
     tail,
     wait_healthy,
 )
 
-POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
 BENCH_DATABASE = "callbid_race"
 REDIS_URL = "redis://127.0.0.1:6379/13"
 CONNECT_TIMEOUT_S = 30.0
@@ -50,32 +50,6 @@ FIRST_CALLER = 2_025_550_000
 
 
 # ---------------------------------------------------------------- stores
-
-
-async def _recreate_database(server: str, name: str) -> None:
-    conn = await asyncpg.connect(f"{server}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-def fresh_stores(postgres_server: str, redis_url: str) -> dict[str, str]:
-    """Empty the bench's own PostgreSQL database and Redis database; their env settings."""
-    asyncio.run(_recreate_database(postgres_server, BENCH_DATABASE))
-    client = Redis.from_url(redis_url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    host = urlsplit(postgres_server).netloc
-    return {
-        "CALLBID_DATABASE_URL": f"postgresql+asyncpg://{host}/{BENCH_DATABASE}",
-        "CALLBID_REDIS_URL": redis_url,
-        "CALLBID_STORE": "redis",
-        "CALLBID_SEED_DEMO": "false",
-    }
 
 
 async def stored_reserved(postgres_server: str, campaign_id: int) -> int:
@@ -285,7 +259,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, say: Say) -> dict[str, Any]:
-    env = {**os.environ, **fresh_stores(args.postgres, args.redis_url)}
+    env = {**os.environ, **fresh_stores(args.postgres, BENCH_DATABASE, args.redis_url)}
+    env["CALLBID_SEED_DEMO"] = "false"
     token = company_token(env)
     say(f"starting {args.workers} workers on PostgreSQL and Redis")
     with running_server(env, args.workers) as server:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ctypes
 import json
@@ -12,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,9 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
+import asyncpg
+from redis import Redis
+
 BENCH_DIR = Path(__file__).resolve().parent
 PING_SCRIPT = BENCH_DIR / "ping.lua"
 LOCALHOST = "127.0.0.1"
@@ -35,8 +40,10 @@ WRK_SLACK_S = 30.0
 MAX_FAILED_SHARE = 0.01
 NUMBER_SPACE = 48_000_000  # caller numbers ping.lua cycles through
 RUN_STRIDE = 8_000_000  # caller numbers set aside for each wrk run
-REDIS_URL = "redis://127.0.0.1:6379/0"
-POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+#: --store redis runs on its own PostgreSQL database and Redis database, emptied first.
+POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
+BENCH_DATABASE = "callbid_bench"
+REDIS_URL = "redis://127.0.0.1:6379/12"
 PERCENTILES = (50, 75, 90, 99)
 MS_PER_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 PR_SET_PDEATHSIG = 1
@@ -173,14 +180,35 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+async def _recreate_database(server: str, name: str) -> None:
+    conn = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def fresh_stores(postgres_server: str, database: str, redis_url: str) -> dict[str, str]:
+    """Empty the bench's own PostgreSQL database and Redis database; their env settings."""
+    asyncio.run(_recreate_database(postgres_server, database))
+    client = Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    host = urlsplit(postgres_server).netloc
+    return {
+        "CALLBID_DATABASE_URL": f"postgresql+asyncpg://{host}/{database}",
+        "CALLBID_REDIS_URL": redis_url,
+        "CALLBID_STORE": "redis",
+    }
+
+
 def server_env(store: str, workdir: Path) -> dict[str, str]:
     env = {**os.environ, "CALLBID_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/callbid.db"}
     if store == "redis":
-        env |= {
-            "CALLBID_REDIS_URL": REDIS_URL,
-            "CALLBID_DATABASE_URL": POSTGRES_URL,
-            "CALLBID_STORE": "redis",
-        }
+        env |= fresh_stores(POSTGRES_SERVER, BENCH_DATABASE, REDIS_URL)
     return env
 
 
@@ -398,13 +426,18 @@ def server_log_note(server: Server | None) -> str | None:
     return f"server stderr holds {tracebacks} tracebacks:\n{top}"
 
 
-def report(measured: Measured, args: argparse.Namespace, note: str | None) -> None:
+def report(
+    measured: Measured,
+    args: argparse.Namespace,
+    note: str | None,
+    extra: dict[str, object] | None = None,
+) -> None:
     if not args.json_only:
         print(table({"pings": measured.pings, "healthz": measured.healthz}))
         print(counts_text(measured.pings))
         if note:
             print(note)
-    print(json.dumps(summary(measured)), flush=True)
+    print(json.dumps(summary(measured) | (extra or {})), flush=True)
 
 
 # ---------------------------------------------------------------- main
@@ -420,6 +453,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--publisher-id", help="publisher_id with --url")
     parser.add_argument("--workers", type=positive, default=1, help="callbid serve --workers")
     parser.add_argument("--store", choices=("memory", "redis"), default="memory")
+    parser.add_argument(
+        "--baseline-workers",
+        type=positive,
+        help="also run this many workers, alternating, and report the throughput ratio",
+    )
+    parser.add_argument("--rounds", type=positive, default=1, help="with --baseline-workers")
     parser.add_argument("--json-only", action="store_true", help="print only the JSON line")
     return parser.parse_args(argv)
 
@@ -439,31 +478,87 @@ def non_negative(text: str) -> int:
 
 
 def bench(args: argparse.Namespace, say: Say) -> int:
-    server_cores, wrk_cores = core_split(args.workers)
     if args.url:
         base = local_base_url(args.url)
         given = {"key": args.key, "publisher_id": args.publisher_id}
         demo = {} if all(given.values()) else demo_credentials(None, None)
         demo |= {name: value for name, value in given.items() if value}
-        return run_and_report(ping_target(base, demo), args, wrk_cores, None, say)
-    say(f"starting callbid serve (cores {server_cores}; wrk on core {wrk_cores})")
-    started = time.monotonic()
-    with running_server(args.store, args.workers, server_cores) as server:
-        say(f"healthy after {time.monotonic() - started:.1f} s at {server.base_url}")
+        measured = measure(ping_target(base, demo), args, core_split()[1], say)
+        return verdict(measured, base, None, args, None)
+    if args.baseline_workers is not None:
+        return compare_workers(args, say)
+    with started_server(args, args.workers, say) as server:
         demo = demo_credentials(server.env, server.workdir)
-        return run_and_report(ping_target(server.base_url, demo), args, wrk_cores, server, say)
+        target = ping_target(server.base_url, demo)
+        measured = measure(target, args, core_split(args.workers)[1], say)
+        return verdict(measured, server.base_url, server, args, None)
 
 
-def run_and_report(
-    target: Target, args: argparse.Namespace, cores: str, server: Server | None, say: Say
+@contextlib.contextmanager
+def started_server(args: argparse.Namespace, workers: int, say: Say) -> Iterator[Server]:
+    server_cores, wrk_cores = core_split(workers)
+    say(f"starting callbid serve --workers {workers} (cores {server_cores}; wrk on {wrk_cores})")
+    started = time.monotonic()
+    with running_server(args.store, workers, server_cores) as server:
+        say(f"healthy after {time.monotonic() - started:.1f} s at {server.base_url}")
+        yield server
+
+
+def compare_workers(args: argparse.Namespace, say: Say) -> int:
+    """Alternate runs of `--baseline-workers` and `--workers`, `--rounds` times, each on a
+    fresh server; report the median run of `--workers` and the median throughput ratio."""
+    runs: dict[int, list[Measured]] = {args.baseline_workers: [], args.workers: []}
+    for round_ in range(args.rounds):
+        for workers in runs:
+            say(f"round {round_ + 1}/{args.rounds}: {workers} worker(s)")
+            with started_server(args, workers, say) as server:
+                demo = demo_credentials(server.env, server.workdir)
+                target = ping_target(server.base_url, demo)
+                measured = measure(target, args, core_split(workers)[1], say)
+                if verdict(measured, server.base_url, server, args, None, quiet=True):
+                    return 1
+                runs[workers].append(measured)
+    ratios = [
+        mine.pings.requests_per_s / base.pings.requests_per_s
+        for mine, base in zip(runs[args.workers], runs[args.baseline_workers], strict=True)
+    ]
+    baseline = statistics.median(m.pings.requests_per_s for m in runs[args.baseline_workers])
+    extra = {
+        "workers": args.workers,
+        "baseline_workers": args.baseline_workers,
+        "baseline_pings_per_s": round(baseline, 1),
+        "scale": round(statistics.median(ratios), 3),
+        "scales": [round(r, 3) for r in ratios],
+    }
+    if not args.json_only:
+        for workers, measured_runs in runs.items():
+            rates = ", ".join(f"{m.pings.requests_per_s:.0f}" for m in measured_runs)
+            print(f"{workers} worker(s): pings/s per round {rates}")
+    report(median_run(runs[args.workers]), args, None, extra)
+    return 0
+
+
+def median_run(runs: list[Measured]) -> Measured:
+    ordered = sorted(runs, key=lambda m: m.pings.requests_per_s)
+    return ordered[len(ordered) // 2]
+
+
+def verdict(
+    measured: Measured,
+    base_url: str,
+    server: Server | None,
+    args: argparse.Namespace,
+    extra: dict[str, object] | None,
+    *,
+    quiet: bool = False,
 ) -> int:
-    measured = measure(target, args, cores, say)
     found = problems(measured)
     if server is not None and server.proc.poll() is not None:
         found.append(f"server died ({server.proc.returncode}):\n{tail(server.stderr)}")
-    elif not healthy(f"{target.base_url}/healthz"):
+    elif not healthy(f"{base_url}/healthz"):
         found.append("server does not answer /healthz after the run")
-    report(measured, args, server_log_note(server))
+    if not quiet or found:
+        report(measured, args, server_log_note(server), extra)
     for problem in found:
         print(f"[bench] FAILED {problem}", file=sys.stderr)
     return 1 if found else 0

@@ -288,3 +288,79 @@ def test_several_workers_need_postgres_and_redis(
         "callbid: invalid settings: several workers share hot state: set CALLBID_REDIS_URL; "
         "several workers share one database: set CALLBID_DATABASE_URL to PostgreSQL"
     )
+
+
+# ---------------------------------------------------------------- PostgreSQL going away
+
+
+class CuttableProxy:
+    """A TCP proxy to PostgreSQL that can be cut (every connection dropped, new ones
+    refused) and restored on the same port: the database going away, as the app sees it."""
+
+    def __init__(self, upstream_port: int = 5432) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await self._server.wait_closed()
+        self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while chunk := await src.read(65536):
+                    dst.write(chunk)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.transport.abort()
+                self._writers.discard(dst)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_postgres_down_answers_503_frees_the_slot_and_recovers(
+    make_service: Callable[..., Any],
+) -> None:
+    proxy = CuttableProxy()
+    await proxy.start()
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{proxy.port}/test"
+    async with make_service("postgres", database_url=url, database_timeout_seconds=1) as svc:
+        built = await build_campaign(
+            svc.runtime.sessions,
+            targets=[{"concurrency_cap": 2}],
+            key={"count_on_reserved": True, "ttl_seconds": 300},
+        )
+        assert (await ping(svc, built, "+12125550001")).json()["status"] == "reserved"
+
+        await proxy.cut()
+        started = time.monotonic()
+        down = await ping(svc, built, "+12125550002")
+        assert down.status_code == 503, down.text
+        assert down.headers["Retry-After"] == "1"
+        assert time.monotonic() - started < 5.0, "a down database must not stall the ping"
+
+        await proxy.start()
+
+        async def answered() -> httpx.Response | None:
+            response = await ping(svc, built, "+12125550003")
+            return response if response.status_code == 200 else None
+
+        back, _ = await eventually(answered, within=10.0, every=0.1)
+        assert back is not None, "pings did not recover after PostgreSQL came back"
+        # The ping that could not be recorded gave its slot back: the second slot is free.
+        assert back.json()["status"] == "reserved"
+        assert (await ping(svc, built, "+12125550004")).json()["status"] == "no-target"

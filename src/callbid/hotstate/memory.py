@@ -25,6 +25,8 @@ class MemoryHotState:
     event loop each call is atomic. Durability comes from the database: `load` puts back the
     live reservations and recent callers that were committed before a restart."""
 
+    rebuilt_from_database = True
+
     def __init__(self) -> None:
         self._records: dict[str, LiveReservation] = {}
         self._shield: dict[str, str] = {}

@@ -18,7 +18,12 @@ class HotState(Protocol):
 
     Each method is one atomic step: no other call interleaves with it, whichever process
     makes it. Times are epoch seconds supplied by the caller, never read from a clock.
+
+    `rebuilt_from_database` is true for a store that loses its state with its process and
+    is rebuilt at start from the database, which must then also keep caller recency.
     """
+
+    rebuilt_from_database: bool
 
     async def reserve(self, order: ReserveOrder) -> ReserveResult:
         """Execute a ping's order: rate limit, shield, recency, publisher caps, then the first

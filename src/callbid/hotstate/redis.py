@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from functools import wraps
@@ -10,6 +11,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from callbid.adapters.outage import OutageLog, is_outage
@@ -58,7 +61,7 @@ def connect_redis(url: str, *, timeout: float, pool_size: int) -> Redis:
         retry=Retry(NoBackoff(), 1),
         health_check_interval=30,
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
 
 
 def unavailable_when_down(
@@ -87,22 +90,83 @@ def _script_source(name: str) -> str:
     return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
 
 
+Call = tuple[AsyncScript, list[str], list[str | bytes], "asyncio.Future[Any]"]
+
+
+class ScriptPipeline:
+    """Script calls made during one turn of the event loop leave together, as one pipeline:
+    one connection checkout, one write and one read for the lot, instead of one each. Every
+    script is atomic on its own, so pipelining changes nothing of what each one does; under
+    load it cuts the client's and Redis's cost per call, at no latency cost when idle."""
+
+    def __init__(self, client: Redis) -> None:
+        self._client = client
+        self._pending: list[Call] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def call(self, script: AsyncScript, keys: list[str], args: list[str | bytes]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((script, keys, args, future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[Call]) -> None:
+        try:
+            if len(batch) == 1:
+                script, keys, args, _ = batch[0]
+                replies = [await script(keys=keys, args=args)]
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                for script, keys, args, _ in batch:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                replies = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (script, keys, args, future), reply in zip(batch, replies, strict=True):
+            if isinstance(reply, NoScriptError):  # Redis restarted and lost its scripts
+                try:
+                    reply = await script(keys=keys, args=args)
+                except Exception as exc:
+                    reply = exc
+            if future.done():  # its caller was cancelled
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+
 class RedisHotState:
     """`HotState` on one Redis server or Cluster. Every method is one EVALSHA (or GET), so
     Redis runs it atomically whichever worker sends it; each namespace's keys share one slot.
     Liveness is decided by the caller's `now` alone; key TTLs only collect garbage."""
+
+    rebuilt_from_database = False  # Redis keeps its own state (with AOF: see the README)
 
     def __init__(self, client: Redis) -> None:
         self._client = client
         self._reserve = client.register_script(_script_source("reserve"))
         self._hold = client.register_script(_script_source("hold"))
         self._release = client.register_script(_script_source("release"))
+        self._pipeline = ScriptPipeline(client)
         self._epsilon = repr(EPSILON)
 
     @unavailable_when_down
     async def reserve(self, order: ReserveOrder) -> ReserveResult:
         keys = [prefix(order.namespace)]
-        reply = await self._reserve(keys=keys, args=[encode_order(order), self._epsilon])
+        args: list[str | bytes] = [encode_order(order), self._epsilon]
+        reply = await self._pipeline.call(self._reserve, keys, args)
         return decode_result(reply)
 
     @unavailable_when_down
@@ -114,11 +178,11 @@ class RedisHotState:
         self, namespace: str, uuid: str, subjects: tuple[CapSubject, ...], now: float
     ) -> tuple[HoldStatus, str | None]:
         args: list[str | bytes] = [uuid, repr(now), encode_subjects(subjects)]
-        return decode_hold(await self._hold(keys=[prefix(namespace)], args=args))
+        return decode_hold(await self._pipeline.call(self._hold, [prefix(namespace)], args))
 
     @unavailable_when_down
     async def release(self, namespace: str, uuid: str) -> LiveReservation | None:
-        raw = await self._release(keys=[prefix(namespace)], args=[uuid])
+        raw = await self._pipeline.call(self._release, [prefix(namespace)], [uuid])
         return decode_record(raw) if raw is not None else None
 
     async def close(self) -> None:

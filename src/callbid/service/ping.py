@@ -182,7 +182,13 @@ def _creation_ops(
     writes = runtime.writes
     ops = [writes.created(row)]
     order = plan.order
-    if record is not None and order is not None and order.seen_key and request.caller_number:
+    if (
+        record is not None
+        and order is not None
+        and order.seen_key
+        and request.caller_number
+        and runtime.store.rebuilt_from_database
+    ):
         until = now + timedelta(seconds=order.seen_ttl)
         ops.append(writes.seen(campaign.company_id, campaign.id, request.caller_number, now, until))
     return ops
