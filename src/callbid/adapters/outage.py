@@ -5,6 +5,11 @@ from __future__ import annotations
 import logging
 import time
 
+from asyncpg.exceptions import (
+    ConnectionDoesNotExistError,
+    OperatorInterventionError,
+    PostgresConnectionError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -16,6 +21,10 @@ OUTAGES = (
     InterfaceError,
     RedisConnectionError,  # includes BusyLoadingError: Redis is still loading its data
     RedisTimeoutError,
+    # Raised by asyncpg itself on the writer's direct connection (no SQLAlchemy wrapping):
+    PostgresConnectionError,  # SQLSTATE class 08: connection failures
+    ConnectionDoesNotExistError,  # the connection was lost mid-transaction
+    OperatorInterventionError,  # SQLSTATE class 57: shutting down, starting up
 )
 
 

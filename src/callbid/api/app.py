@@ -20,6 +20,7 @@ from callbid.adapters.config_bus import RedisConfigBus
 from callbid.adapters.geo import zip_index
 from callbid.adapters.leases import RedisLeases
 from callbid.adapters.storage.db import create_engine, migrate, session_factory
+from callbid.adapters.storage.postgres_writer import PostgresExecutor
 from callbid.adapters.storage.reservations import ReservationWrites
 from callbid.adapters.storage.sqlite_writer import SqliteExecutor
 from callbid.adapters.storage.writer import BatchExecutor, EngineExecutor, GroupWriter
@@ -163,6 +164,8 @@ def _executor(settings: Settings, engine: AsyncEngine) -> BatchExecutor:
     path = settings.sqlite_path
     if path is not None:
         return SqliteExecutor(path)
+    if engine.dialect.name == "postgresql":
+        return PostgresExecutor(engine)
     return EngineExecutor(engine)
 
 
