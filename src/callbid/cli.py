@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -86,14 +87,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         {f"CALLBID_{name.upper()}": str(value) for name, value in _overrides(args).items()}
     )
     os.environ["CALLBID_SEED_DEMO"] = "false"
-    uvicorn.run(
-        "callbid.api.app:app_from_environment",
-        factory=True,
-        workers=settings.workers,
-        timeout_graceful_shutdown=10,
-        **options,
-    )
-    return 0
+    from callbid.supervisor import Supervisor
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)-9s %(message)s")
+    return Supervisor(settings.workers, options).run()
 
 
 def _public_url(settings: Settings) -> str:

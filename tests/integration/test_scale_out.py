@@ -4,13 +4,16 @@ going away answers 503 and recovers, and real worker processes never over-book a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -27,7 +30,14 @@ from callbid.cli import main as cli_main
 from callbid.domain.reserve import namespace
 from callbid.settings import Settings
 from tests.builders import Built, build_campaign
-from tests.conftest import FakeClock, Service
+from tests.conftest import (
+    E2E_REDIS_URL,
+    POSTGRES_URL,
+    FakeClock,
+    Service,
+    reset_postgres,
+    reset_redis,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -364,3 +374,71 @@ async def test_postgres_down_answers_503_frees_the_slot_and_recovers(
         # The ping that could not be recorded gave its slot back: the second slot is free.
         assert back.json()["status"] == "reserved"
         assert (await ping(svc, built, "+12125550004")).json()["status"] == "no-target"
+
+
+# ---------------------------------------------------------------- the supervisor
+
+
+def healthz(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def worker_pids(parent: int) -> set[int]:
+    """The server's worker processes (not multiprocessing's resource tracker)."""
+    found = set()
+    for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(int(pid))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_serve_restarts_a_worker_that_died_and_stops_them_all(tmp_path: Path) -> None:
+    asyncio.run(reset_postgres(POSTGRES_URL))
+    asyncio.run(reset_redis(E2E_REDIS_URL))
+    port = free_port()
+    env = {
+        **os.environ,
+        "CALLBID_DATABASE_URL": POSTGRES_URL,
+        "CALLBID_REDIS_URL": E2E_REDIS_URL,
+        "CALLBID_STORE": "redis",
+    }
+    serve = [sys.executable, "-m", "callbid.cli", "serve", "--port", str(port), "--workers", "2"]
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(serve, env=env, cwd=tmp_path, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while not (healthz(port) and len(worker_pids(server.pid)) == 2):
+            assert server.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.2)
+        victim = min(worker_pids(server.pid))
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            now = worker_pids(server.pid)
+            if len(now) == 2 and victim not in now and healthz(port):
+                break
+            assert time.monotonic() < deadline, f"worker not replaced: {now}"
+            time.sleep(0.2)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0, log_path.read_text()
+        assert not any(alive(pid) for pid in now)
+        assert "exited (-9)" in log_path.read_text()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
