@@ -4,20 +4,7 @@ A store plugs in at one place, `STORE_FACTORIES`: a name and a factory returning
 context manager that yields a fresh, usable store and closes it on exit. Each test works in
 its own namespace (`ns`), so stores backed by a shared server never see each other's keys.
 
-To add the Redis store::
-
-    @asynccontextmanager
-    async def redis_store() -> AsyncIterator[HotState]:
-        client = Redis.from_url(os.environ["CALLBID_TEST_REDIS_URL"])  # a dedicated test DB
-        await client.flushdb()
-        store = RedisHotState(client)
-        try:
-            yield store
-        finally:
-            await store.close()
-
-    STORE_FACTORIES["redis"] = redis_store
-    STORE_MARKS["redis"] = (pytest.mark.redis,)
+The Redis store runs against database 15 of `CALLBID_TEST_REDIS_URL`, which it empties.
 
 Factories are called on the event loop that will drive the store: the `store` fixture on the
 test's loop, the property tests on a loop of their own (see `store_factory`).
