@@ -15,13 +15,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -32,14 +30,12 @@ from rtb import (
     POSTGRES_SERVER,
     BenchError,
     Say,
-    _die_with_parent,
     callbid_exe,
-    free_port,
+    core_split,
     fresh_stores,
     positive,
-    stop,
+    running_server,
     tail,
-    wait_healthy,
 )
 
 BENCH_DATABASE = "callbid_race"
@@ -66,39 +62,6 @@ async def stored_reserved(postgres_server: str, campaign_id: int) -> int:
 
 
 # ---------------------------------------------------------------- server and campaign
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    base_url: str
-    workdir: Path
-    env: dict[str, str]
-
-
-@contextlib.contextmanager
-def running_server(env: dict[str, str], workers: int) -> Iterator[Server]:
-    with tempfile.TemporaryDirectory(prefix="callbid-race-") as tmp:
-        workdir, port = Path(tmp), free_port()
-        stderr = workdir / "server.stderr"
-        serve = [callbid_exe(), "serve", "--host", LOCALHOST, "--port", str(port)]
-        with (workdir / "server.stdout").open("wb") as out, stderr.open("wb") as err:
-            proc = subprocess.Popen(
-                [*serve, "--workers", str(workers)],
-                cwd=workdir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        try:
-            base = f"http://{LOCALHOST}:{port}"
-            wait_healthy(proc, f"{base}/healthz", stderr)
-            yield Server(proc, base, workdir, env)
-        finally:
-            stop(proc)
 
 
 def company_token(env: dict[str, str]) -> str:
@@ -263,7 +226,7 @@ def run(args: argparse.Namespace, say: Say) -> dict[str, Any]:
     env["CALLBID_SEED_DEMO"] = "false"
     token = company_token(env)
     say(f"starting {args.workers} workers on PostgreSQL and Redis")
-    with running_server(env, args.workers) as server:
+    with running_server("redis", args.workers, core_split(args.workers)[0], env) as server:
         campaign = build_campaign(server.base_url, token, args.cap)
         port = int(urlsplit(server.base_url).port or 0)
         say(f"racing {args.pings} pings for a cap of {args.cap}")
@@ -271,7 +234,7 @@ def run(args: argparse.Namespace, say: Say) -> dict[str, Any]:
         out = asyncio.run(race(port, campaign.key, args.pings))
         elapsed = time.monotonic() - started
         stored = asyncio.run(stored_reserved(args.postgres, campaign.id))
-        log = server.workdir / "server.stderr"
+        log = server.stderr
         if server.proc.poll() is not None:
             raise BenchError(f"server died:\n{tail(log)}")
         complaints = Counter(

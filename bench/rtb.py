@@ -268,11 +268,14 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(store: str, workers: int, cores: str) -> Iterator[Server]:
-    """`callbid serve` in a temporary directory, healthy, stopped and removed on exit."""
+def running_server(
+    store: str, workers: int, cores: str, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`callbid serve` in a temporary directory, healthy, stopped and removed on exit; `env`
+    replaces the environment `store` stands for."""
     with tempfile.TemporaryDirectory(prefix="callbid-bench-") as tmp:
         workdir, port = Path(tmp), free_port()
-        env = server_env(store, workdir)
+        env = env if env is not None else server_env(store, workdir)
         serve = [callbid_exe(), "serve", "--host", LOCALHOST, "--port", str(port)]
         with (
             (workdir / "server.stdout").open("wb") as out,
