@@ -25,7 +25,10 @@ class Settings(BaseSettings):
         default=1.0, gt=0, le=30, description="give up on a Redis call after this long (503)"
     )
     redis_pool_size: int = Field(
-        default=32, ge=1, le=10_000, description="Redis connections per worker process"
+        default=32,
+        ge=2,
+        le=10_000,
+        description="Redis connections per worker process (one is the configuration bus's)",
     )
     database_timeout_seconds: float = Field(
         default=5.0, gt=0, le=300, description="give up connecting to PostgreSQL after this long"
