@@ -27,6 +27,7 @@ from redis import Redis
 
 from callbid.api.app import create_app
 from callbid.cli import main as cli_main
+from callbid.domain.errors import Unavailable
 from callbid.domain.reserve import namespace
 from callbid.settings import Settings
 from tests.builders import Built, build_campaign
@@ -232,6 +233,49 @@ async def test_redis_down_answers_503_then_recovers_and_keeps_reservations(
             namespace(built.company_id), first["uuid"], svc.clock().timestamp()
         )
         assert live is not None
+
+
+@pytest.fixture
+def volatile_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A redis-server that keeps nothing on disk, like the one on this machine."""
+    server = OwnRedis(tmp_path, aof=False)
+    server.start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        server.kill()
+
+
+async def test_a_redis_that_lost_its_data_gets_the_live_reservations_back(
+    make_service: Callable[..., Any], volatile_redis: OwnRedis
+) -> None:
+    async with make_service("postgres", redis_url=volatile_redis.url) as svc:
+        bus = svc.runtime.bus
+        assert bus is not None
+        await asyncio.wait_for(bus.subscribed.wait(), 5)
+        built = await build_campaign(
+            svc.runtime.sessions,
+            targets=[{"concurrency_cap": 1}],
+            key={"count_on_reserved": True, "ttl_seconds": 300},
+        )
+        first = (await ping(svc, built, "+12125550001")).json()
+        assert first["status"] == "reserved"
+
+        volatile_redis.kill()
+        volatile_redis.start()  # empty
+        store, ns = svc.runtime.store, namespace(built.company_id)
+
+        async def restored() -> Any:
+            with contextlib.suppress(Unavailable):
+                return await store.get(ns, first["uuid"], svc.clock().timestamp())
+            return None
+
+        live, _ = await eventually(restored, within=10.0, every=0.1)
+        assert live is not None, "the live reservation was not put back into Redis"
+        assert live.target_id == built.target_ids[0]
+        again = await ping(svc, built, "+12125550001")  # the ping shield is back too
+        assert again.json()["uuid"] == first["uuid"]
+        other = await ping(svc, built, "+12125550002")  # and the buyer's only slot
+        assert other.json()["status"] == "no-target"
 
 
 async def test_pings_during_a_redis_restart_get_200_or_503_never_500(

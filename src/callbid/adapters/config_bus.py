@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from uuid import uuid4
 
 from redis.asyncio import Redis
@@ -33,9 +33,16 @@ Invalidate = Callable[[int | None], None]
 class RedisConfigBus:
     """Publishes this worker's changes and applies everyone else's to `invalidate`."""
 
-    def __init__(self, client: Redis, invalidate: Invalidate) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        invalidate: Invalidate,
+        on_subscribed: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        """`on_subscribed` runs after each (re)subscription: Redis may have restarted."""
         self._client = client
         self._invalidate = invalidate
+        self._on_subscribed = on_subscribed
         # Pub/sub channels span Redis's numbered databases; a deployment is one database.
         self.channel = f"cb:config:{client.connection_pool.connection_kwargs.get('db', 0)}"
         self.origin = f"{os.getpid()}-{uuid4().hex[:8]}"
@@ -95,6 +102,8 @@ class RedisConfigBus:
                 continue
             if message["type"] == "subscribe":
                 self._invalidate(None)  # whatever was announced while away is unknown
+                if self._on_subscribed is not None:
+                    await self._on_subscribed()
                 self.subscribed.set()
             elif message["type"] == "message":
                 self._apply(message["data"])

@@ -41,7 +41,11 @@ from callbid.hotstate.redis import RedisHotState, connect_redis
 from callbid.runtime import Runtime
 from callbid.service.configs import ConfigCache
 from callbid.service.demo import seed_demo_if_empty
-from callbid.service.maintenance import Maintenance, restore_memory_state
+from callbid.service.maintenance import (
+    Maintenance,
+    restore_memory_state,
+    restore_redis_state,
+)
 from callbid.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -123,8 +127,13 @@ async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng:
             timeout=settings.redis_timeout_seconds,
             pool_size=settings.redis_pool_size,
         )
-        store = RedisHotState(client)
-        bus = RedisConfigBus(client, configs.invalidate)
+        redis_store = store = RedisHotState(client)
+
+        async def restore_if_lost() -> None:
+            await restore_redis_state(redis_store, sessions, clock())
+
+        # On every (re)subscription, so also when Redis comes back empty after a restart.
+        bus = RedisConfigBus(client, configs.invalidate, on_subscribed=restore_if_lost)
         bus.start()
         leases = RedisLeases(client, holder=bus.origin)
     else:

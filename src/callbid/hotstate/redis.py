@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from functools import wraps
 from importlib.resources import files
 from typing import Any, ParamSpec, TypeVar
@@ -31,6 +32,7 @@ from callbid.hotstate.redis_wire import (
     decode_record,
     decode_result,
     encode_order,
+    encode_records,
     encode_subjects,
     prefix,
     record_key,
@@ -44,6 +46,10 @@ R = TypeVar("R")
 
 RETRY_AFTER_SECONDS = 1.0
 POOL_WAIT_SECONDS = 10.0
+#: Present while Redis holds the state of every live reservation; gone when Redis lost it.
+RESTORED_KEY = "cb:restored"
+RESTORING_KEY = "cb:restoring"
+RESTORE_LOCK_MS = 60_000
 
 
 def connect_redis(url: str, *, timeout: float, pool_size: int) -> Redis:
@@ -159,6 +165,7 @@ class RedisHotState:
         self._reserve = client.register_script(_script_source("reserve"))
         self._hold = client.register_script(_script_source("hold"))
         self._release = client.register_script(_script_source("release"))
+        self._load = client.register_script(_script_source("load"))
         self._pipeline = ScriptPipeline(client)
         self._epsilon = repr(EPSILON)
 
@@ -184,6 +191,27 @@ class RedisHotState:
     async def release(self, namespace: str, uuid: str) -> LiveReservation | None:
         raw = await self._pipeline.call(self._release, [prefix(namespace)], [uuid])
         return decode_record(raw) if raw is not None else None
+
+    async def claim_restore(self) -> bool:
+        """True when Redis holds no mark of a completed restore (it lost its data, or this is
+        the first start) and no other worker is restoring: the caller must then `restore`
+        the live reservations and call `restore_done`."""
+        if await self._client.exists(RESTORED_KEY):
+            return False
+        return bool(await self._client.set(RESTORING_KEY, "1", nx=True, px=RESTORE_LOCK_MS))
+
+    async def restore(self, namespace: str, records: Sequence[LiveReservation], now: float) -> int:
+        """Put back live reservations Redis no longer has; returns how many."""
+        args: list[str | bytes] = [encode_records(list(records)), repr(now)]
+        return int(await self._load(keys=[prefix(namespace)], args=args))
+
+    async def restore_abandoned(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._client.delete(RESTORING_KEY)
+
+    async def restore_done(self) -> None:
+        await self._client.set(RESTORED_KEY, "1")
+        await self._client.delete(RESTORING_KEY)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -67,6 +67,33 @@ def _subject(subject: CapSubject) -> list[Any]:
     return [subject.key, subject.label, subject.concurrency, periods]
 
 
+def encode_records(records: list[LiveReservation]) -> bytes:
+    """Records in the form `reserve.lua` stores them (for `load.lua`)."""
+    return orjson.dumps([_record(r) for r in records])
+
+
+def _record(record: LiveReservation) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "u": record.uuid,
+        "t": record.target_id,
+        "i": record.inbound_number,
+        "p": repr(record.payout),
+        "s": record.seconds,
+        "r": repr(record.revenue),
+        "e": repr(record.expires_at),
+        "h": record.holds,
+        "k": list(record.subject_keys),
+    }
+    optional = {
+        "c": record.caller_number,
+        "cr": record.criterion_id,
+        "sh": record.shield_key,
+        "pn": record.pool_number,
+    }
+    data.update((k, v) for k, v in optional.items() if v is not None)
+    return data
+
+
 def decode_record(raw: bytes | str) -> LiveReservation:
     """A record as `reserve.lua` stores it: floats as %.17g strings, None fields absent."""
     data = orjson.loads(raw)

@@ -22,10 +22,13 @@ from callbid.adapters.storage.reservations import (
 from callbid.adapters.storage.tables import Reservation
 from callbid.domain.reserve import LiveReservation, namespace
 from callbid.hotstate.memory import MemoryHotState
+from callbid.hotstate.redis import RedisHotState
 from callbid.runtime import Runtime
 from callbid.settings import Settings
 
 log = logging.getLogger(__name__)
+
+RESTORE_CHUNK = 1000  # records per script call: each call blocks Redis while it runs
 
 
 def live_record(row: Reservation) -> LiveReservation:
@@ -69,6 +72,35 @@ async def restore_memory_state(
             entry.seen_at.timestamp(),
             entry.keep_until.timestamp(),
         )
+    return restored
+
+
+async def restore_redis_state(
+    store: RedisHotState, sessions: async_sessionmaker[AsyncSession], now: datetime
+) -> int | None:
+    """After Redis lost its data (restarted without persistence), put every committed live
+    reservation back, so that their buyers' slots, shields and pool numbers hold again. One
+    worker does it; None when nothing was to be done. Caller recency and rate limits are not
+    restored."""
+    if not await store.claim_restore():
+        return None
+    try:
+        async with sessions() as session:
+            rows = await live_reservations(session, now)
+        by_namespace: dict[str, list[LiveReservation]] = {}
+        for row in rows:
+            by_namespace.setdefault(namespace(row.company_id), []).append(live_record(row))
+        stamp = now.timestamp()
+        restored = 0
+        for ns, records in by_namespace.items():
+            for start in range(0, len(records), RESTORE_CHUNK):
+                chunk = records[start : start + RESTORE_CHUNK]
+                restored += await store.restore(ns, chunk, stamp)
+    except BaseException:
+        await store.restore_abandoned()  # let the next attempt (any worker's) try again
+        raise
+    await store.restore_done()
+    log.info("restored %d live reservations into Redis", restored)
     return restored
 
 
