@@ -10,8 +10,11 @@ spreads connections across them by their addresses.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import time
@@ -23,6 +26,7 @@ from typing import Any
 log = logging.getLogger("callbid.supervisor")
 
 APP = "callbid.api.app:app_from_environment"
+PR_SET_PDEATHSIG = 1  # Linux prctl option
 BACKLOG = 2048
 STOP_GRACE_SECONDS = 15.0
 #: A worker that dies this soon after starting, this many times in a row, stops everything:
@@ -44,14 +48,23 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_worker(options: dict[str, Any]) -> None:
-    """One worker process: its own socket on the shared port, one uvicorn server."""
+def run_worker(options: dict[str, Any], parent: int) -> None:
+    """One worker process: its own socket on the shared port, one uvicorn server. It gets
+    SIGTERM should the supervisor die without stopping it (killed with SIGKILL, say)."""
     import uvicorn
 
+    _terminate_with_parent(parent)
     sock = reuseport_socket(options["host"], options["port"])
     sock.listen(BACKLOG)
     config = uvicorn.Config(APP, factory=True, **options)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _terminate_with_parent(parent: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Supervisor:
@@ -79,7 +92,9 @@ class Supervisor:
             guard.close()
 
     def _start(self) -> BaseProcess:
-        process = self._context.Process(target=run_worker, args=(self._options,), daemon=False)
+        process = self._context.Process(
+            target=run_worker, args=(self._options, os.getpid()), daemon=False
+        )
         process.start()
         assert process.pid is not None
         self._started[process.pid] = time.monotonic()

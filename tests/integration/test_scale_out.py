@@ -449,7 +449,10 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_serve_restarts_a_worker_that_died_and_stops_them_all(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def served_workers(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    """`callbid serve --workers 2` on the test PostgreSQL and Redis, up with both workers;
+    killed, with whatever workers are left, on exit."""
     asyncio.run(reset_postgres(POSTGRES_URL))
     asyncio.run(reset_redis(E2E_REDIS_URL))
     port = free_port()
@@ -463,12 +466,26 @@ def test_serve_restarts_a_worker_that_died_and_stops_them_all(tmp_path: Path) ->
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(serve, env=env, cwd=tmp_path, stdout=log, stderr=log)
+    workers: set[int] = set()
     try:
         deadline = time.monotonic() + 60
-        while not (healthz(port) and len(worker_pids(server.pid)) == 2):
+        while not (healthz(port) and len(workers := worker_pids(server.pid)) == 2):
             assert server.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, "workers did not start"
             time.sleep(0.2)
+        yield server, port, log_path
+    finally:
+        if server.poll() is None:
+            workers |= worker_pids(server.pid)
+            server.kill()
+            server.wait()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_serve_restarts_a_worker_that_died_and_stops_them_all(tmp_path: Path) -> None:
+    with served_workers(tmp_path) as (server, port, log_path):
         victim = min(worker_pids(server.pid))
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 60
@@ -482,7 +499,14 @@ def test_serve_restarts_a_worker_that_died_and_stops_them_all(tmp_path: Path) ->
         assert server.wait(30) == 0, log_path.read_text()
         assert not any(alive(pid) for pid in now)
         assert "exited (-9)" in log_path.read_text()
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
+    with served_workers(tmp_path) as (server, _port, _log):
+        workers = worker_pids(server.pid)
+        server.kill()
+        server.wait()
+        deadline = time.monotonic() + 20
+        while any(alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, "workers outlived their supervisor"
+            time.sleep(0.2)
