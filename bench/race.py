@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.request
@@ -30,7 +29,7 @@ from rtb import (
     POSTGRES_SERVER,
     BenchError,
     Say,
-    callbid_exe,
+    callbid_json,
     core_split,
     fresh_stores,
     positive,
@@ -65,17 +64,7 @@ async def stored_reserved(postgres_server: str, campaign_id: int) -> int:
 
 
 def company_token(env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [callbid_exe(), "company", "race"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"callbid company failed ({done.returncode}):\n{done.stderr}")
-    return str(json.loads(done.stdout.strip().splitlines()[-1])["admin_token"])
+    return str(callbid_json(["company", "race"], env, None)["admin_token"])
 
 
 def admin(base: str, token: str, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -299,10 +300,11 @@ def running_server(
             stop(proc)
 
 
-def demo_credentials(env: dict[str, str] | None, cwd: Path | None) -> dict[str, str]:
-    """What `callbid demo --json` prints: rtb_url, key, publisher_id, admin_token."""
+def callbid_json(args: list[str], env: dict[str, str] | None, cwd: Path | None) -> dict[str, Any]:
+    """The JSON object a `callbid` command prints as its last line."""
+    command = " ".join(["callbid", *args])
     done = subprocess.run(
-        [callbid_exe(), "demo", "--json"],
+        [callbid_exe(), *args],
         capture_output=True,
         text=True,
         env=env,
@@ -312,11 +314,17 @@ def demo_credentials(env: dict[str, str] | None, cwd: Path | None) -> dict[str, 
     )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
-        raise BenchError(f"callbid demo --json failed ({done.returncode}):\n{done.stderr}")
+        raise BenchError(f"{command} failed ({done.returncode}):\n{done.stderr}")
     try:
-        answer = json.loads(lines[-1])
+        answer: dict[str, Any] = json.loads(lines[-1])
     except json.JSONDecodeError as exc:
-        raise BenchError(f"callbid demo --json printed no JSON: {lines[-1]!r}") from exc
+        raise BenchError(f"{command} printed no JSON: {lines[-1]!r}") from exc
+    return answer
+
+
+def demo_credentials(env: dict[str, str] | None, cwd: Path | None) -> dict[str, str]:
+    """What `callbid demo --json` prints: rtb_url, key, publisher_id, admin_token."""
+    answer = callbid_json(["demo", "--json"], env, cwd)
     return {name: str(value) for name, value in answer.items()}
 
 

@@ -186,13 +186,24 @@ class OwnRedis:
         self.proc.wait()
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path, aof=True)
+def running_redis(tmp_path: Path, *, aof: bool) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path, aof=aof)
     server.start()
     yield server
     if server.proc is not None and server.proc.poll() is None:
         server.kill()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A redis-server with an append-only file synced on every write."""
+    yield from running_redis(tmp_path, aof=True)
+
+
+@pytest.fixture
+def volatile_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A redis-server that keeps nothing on disk, like the one on this machine."""
+    yield from running_redis(tmp_path, aof=False)
 
 
 async def test_redis_down_answers_503_then_recovers_and_keeps_reservations(
@@ -233,16 +244,6 @@ async def test_redis_down_answers_503_then_recovers_and_keeps_reservations(
             namespace(built.company_id), first["uuid"], svc.clock().timestamp()
         )
         assert live is not None
-
-
-@pytest.fixture
-def volatile_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    """A redis-server that keeps nothing on disk, like the one on this machine."""
-    server = OwnRedis(tmp_path, aof=False)
-    server.start()
-    yield server
-    if server.proc is not None and server.proc.poll() is None:
-        server.kill()
 
 
 async def test_a_redis_that_lost_its_data_gets_the_live_reservations_back(

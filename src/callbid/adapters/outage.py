@@ -14,6 +14,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from callbid.domain.errors import Unavailable
+
 OUTAGES = (
     OSError,
     TimeoutError,
@@ -34,6 +36,11 @@ def is_outage(exc: BaseException) -> bool:
     if isinstance(exc, OUTAGES):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def storage_unavailable() -> Unavailable:
+    """The refusal a request gets while the database cannot be reached (503, Retry-After)."""
+    return Unavailable("FAILED storage unavailable, retry shortly")
 
 
 class OutageLog:

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from callbid.adapters.config_bus import RedisConfigBus
 from callbid.adapters.geo import zip_index
 from callbid.adapters.leases import RedisLeases
+from callbid.adapters.outage import OutageLog
 from callbid.adapters.storage.db import create_engine, migrate, session_factory
 from callbid.adapters.storage.postgres_writer import PostgresExecutor
 from callbid.adapters.storage.reservations import ReservationWrites
@@ -49,6 +50,7 @@ from callbid.service.maintenance import (
 from callbid.settings import Settings
 
 log = logging.getLogger(__name__)
+report_outage = OutageLog(log)
 
 GC_YOUNG_THRESHOLD = 20_000
 
@@ -185,7 +187,7 @@ def _utcnow() -> datetime:
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     outage = outage_response(exc)
     if outage is not None:
-        log.warning("answered 503 on %s %s: %r", request.method, request.url.path, exc)
+        report_outage("storage", exc)
         return outage
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return failed(500, "internal error")

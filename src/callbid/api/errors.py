@@ -10,8 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from callbid.adapters.outage import is_outage
-from callbid.domain.errors import CallbidError, Unavailable
+from callbid.adapters.outage import is_outage, storage_unavailable
+from callbid.domain.errors import CallbidError
 
 JSON = "application/json"
 
@@ -54,4 +54,4 @@ def outage_response(exc: Exception) -> Response | None:
     """503 with Retry-After when `exc` means a backing service is down; None otherwise."""
     if not is_outage(exc):
         return None
-    return error_response(Unavailable("FAILED storage unavailable, retry shortly"))
+    return error_response(storage_unavailable())

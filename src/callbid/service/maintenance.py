@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -53,6 +53,14 @@ def live_record(row: Reservation) -> LiveReservation:
     )
 
 
+def by_namespace(rows: Sequence[Reservation]) -> dict[str, list[LiveReservation]]:
+    """Stored live reservations as hot-state records, by hot-state namespace."""
+    grouped: dict[str, list[LiveReservation]] = {}
+    for row in rows:
+        grouped.setdefault(namespace(row.company_id), []).append(live_record(row))
+    return grouped
+
+
 async def restore_memory_state(
     store: MemoryHotState, sessions: async_sessionmaker[AsyncSession], now: datetime
 ) -> int:
@@ -62,8 +70,8 @@ async def restore_memory_state(
         seen = await recent_callers(session, now)
     stamp = now.timestamp()
     restored = 0
-    for row in rows:
-        restored += store.load(namespace(row.company_id), [live_record(row)], stamp)
+    for ns, records in by_namespace(rows).items():
+        restored += store.load(ns, records, stamp)
     for entry in seen:
         key = f"seen:{entry.campaign_id}:{entry.caller_number}"
         store.load_seen(
@@ -87,12 +95,9 @@ async def restore_redis_state(
     try:
         async with sessions() as session:
             rows = await live_reservations(session, now)
-        by_namespace: dict[str, list[LiveReservation]] = {}
-        for row in rows:
-            by_namespace.setdefault(namespace(row.company_id), []).append(live_record(row))
         stamp = now.timestamp()
         restored = 0
-        for ns, records in by_namespace.items():
+        for ns, records in by_namespace(rows).items():
             for start in range(0, len(records), RESTORE_CHUNK):
                 chunk = records[start : start + RESTORE_CHUNK]
                 restored += await store.restore(ns, chunk, stamp)

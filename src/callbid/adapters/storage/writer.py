@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callbid.adapters.outage import is_outage
+from callbid.adapters.outage import is_outage, storage_unavailable
 from callbid.domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class GroupWriter:
             if len(batch) == 1 or is_outage(exc):
                 log.exception("durable write of %d jobs failed", len(batch))
                 for job in batch:
-                    _settle(job, Unavailable("FAILED storage unavailable, retry shortly"))
+                    _settle(job, storage_unavailable())
                 return
             for job in batch:
                 await self._commit([job])
