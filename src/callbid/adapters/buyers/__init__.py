@@ -1,0 +1,1 @@
+"""Buyers' ping APIs: dialects (build a request, parse an answer) and the fan-out executor."""
