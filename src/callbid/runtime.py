@@ -14,6 +14,8 @@ from callbid.adapters.leases import RedisLeases
 from callbid.adapters.storage.reservations import ReservationWrites
 from callbid.adapters.storage.writer import GroupWriter
 from callbid.hotstate.protocol import HotState
+from callbid.metrics import Metrics
+from callbid.service.buyers import BuyerPinger, OverheadMeter
 from callbid.service.configs import ConfigCache
 from callbid.settings import Settings
 
@@ -33,6 +35,9 @@ class Runtime:
     rng: Random
     bus: RedisConfigBus | None = None
     leases: RedisLeases | None = None
+    buyers: BuyerPinger | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    overhead: OverheadMeter = field(default_factory=OverheadMeter)
     token_cache: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     async def invalidate(self, company_id: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +50,23 @@ class Settings(BaseSettings):
     max_tags: int = Field(default=100, ge=1)
     max_tag_bytes: int = Field(default=2048, ge=16)
     write_batch_max: int = Field(default=512, ge=1)
+    buyer_pool_size: int = Field(
+        default=256, ge=1, le=100_000, description="open connections to buyers per worker"
+    )
+    buyer_max_body_bytes: int = Field(
+        default=65536, ge=1024, le=16 * 1024 * 1024, description="a longer buyer answer is no bid"
+    )
+    buyer_allow_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs buyers may be on although private, loopback or link-local "
+        '(JSON list, e.g. ["10.0.0.0/8"]); every other such address is refused',
+    )
+    breaker_failures: int = Field(
+        default=5, ge=1, le=1000, description="consecutive failures that open a buyer's breaker"
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=10.0, gt=0, le=3600, description="first wait before an open breaker's probe"
+    )
     random_seed: int | None = Field(
         default=None, description="seed the routing random source (tests)"
     )
@@ -57,6 +75,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_together(self) -> Settings:
         problems = []
+        for cidr in self.buyer_allow_networks:
+            try:
+                ip_network(cidr, strict=False)
+            except ValueError:
+                problems.append(f"buyer_allow_networks: {cidr!r} is not a network (CIDR)")
         if self.workers > 1 and (self.redis_url is None or self.store == "memory"):
             problems.append("several workers share hot state: set CALLBID_REDIS_URL")
         if self.workers > 1 and self.is_sqlite:

@@ -17,11 +17,14 @@ import multiprocessing
 import os
 import signal
 import socket
+import tempfile
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
+
+from prometheus_client.multiprocess import mark_process_dead
 
 log = logging.getLogger("callbid.supervisor")
 
@@ -84,12 +87,16 @@ class Supervisor:
         guard = reuseport_socket(self._options["host"], self._options["port"])
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._stop)
+        metrics_dir = tempfile.TemporaryDirectory(prefix="callbid-metrics-")
+        # Every worker writes its metrics there; `/metrics` in any worker sums them all.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir.name)
         try:
             self._workers = [self._start() for _ in range(self._count)]
             return self._watch()
         finally:
             self._stop_all()
             guard.close()
+            metrics_dir.cleanup()
 
     def _start(self) -> BaseProcess:
         process = self._context.Process(
@@ -110,6 +117,8 @@ class Supervisor:
                     continue
                 assert worker.pid is not None
                 lived = time.monotonic() - self._started.pop(worker.pid, 0.0)
+                with contextlib.suppress(OSError):
+                    mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
                 log.warning(
                     "worker [%d] exited (%s) after %.1f s", worker.pid, worker.exitcode, lived
                 )

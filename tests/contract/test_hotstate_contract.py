@@ -158,6 +158,91 @@ async def room(store: HotState, ns: str, cand: Candidate, now: float = T0) -> in
             await store.release(ns, uuid)
 
 
+# --- probes and buyers' live answers --------------------------------------------------------
+
+
+async def test_probe_names_the_blocked_and_stores_nothing(store: HotState, ns: str) -> None:
+    full = candidate(1, concurrency=1)
+    await reserved(store, order(ns, full))
+    free = candidate(2, concurrency=1)
+    probe = replace(order(ns, full, free, shield="shield:k1:" + CALLER), probe=True)
+
+    result = await store.reserve(probe)
+
+    assert result.status is ReserveStatus.AVAILABLE
+    assert result.blocked == ((1, "capped:concurrency"),)
+    assert result.record is None
+    assert await store.get(ns, probe.uuid, T0) is None
+    # Nothing was held or shielded: the free target still takes its one reservation.
+    assert await room(store, ns, free) == 1
+    await reserved(store, order(ns, free, shield="shield:k1:" + CALLER))
+
+
+async def test_probe_with_every_candidate_blocked_is_no_target(store: HotState, ns: str) -> None:
+    full = candidate(1, concurrency=1)
+    await reserved(store, order(ns, full))
+
+    result = await store.reserve(replace(order(ns, full), probe=True))
+
+    assert result.status is ReserveStatus.NO_TARGET
+    assert result.blocked == ((1, "capped:concurrency"),)
+
+
+async def test_probe_takes_the_rate_and_sees_the_shield(store: HotState, ns: str) -> None:
+    rule = RateRule("rl:k1:pub1", per_second=1.0, burst=1)
+    shield = "shield:k1:" + CALLER
+    first = await reserved(store, order(ns, candidate(1), shield=shield))
+
+    shielded = await store.reserve(replace(order(ns, candidate(1), shield=shield), probe=True))
+    assert shielded.status is ReserveStatus.SHIELDED
+    assert shielded.record == first
+
+    other = "+15559876543"
+    taken = await store.reserve(
+        replace(order(ns, candidate(1), caller=other, rate=rule), probe=True)
+    )
+    assert taken.status is ReserveStatus.AVAILABLE
+    limited = await store.reserve(order(ns, candidate(1), caller=other, rate=rule))
+    assert limited.status is ReserveStatus.RATE_LIMITED
+
+
+async def test_probe_ignores_unpriced_candidates(store: HotState, ns: str) -> None:
+    result = await store.reserve(replace(order(ns, candidate(1, payouts=(None,))), probe=True))
+
+    assert result.status is ReserveStatus.AVAILABLE
+
+
+async def test_live_answer_overrides_revenue_seconds_and_number(store: HotState, ns: str) -> None:
+    bid = replace(candidate(1), revenue=42.5, seconds=120, inbound_number="+18005559999")
+    record = await reserved(
+        store, order(ns, bid, options=(option(seconds=60, revenue=3.0, criterion_id=7),))
+    )
+
+    assert (record.revenue, record.seconds, record.inbound_number) == (42.5, 120, "+18005559999")
+    assert record.criterion_id == 7
+    assert record.pool_number is None
+    assert await store.get(ns, record.uuid, T0) == record
+
+
+async def test_live_answer_number_takes_no_pool_number(store: HotState, ns: str) -> None:
+    pool = ("+18005550001",)
+    direct = replace(candidate(1), inbound_number="+18005559999")
+    first = await reserved(store, order(ns, direct, pool=pool))
+    second = await reserved(store, order(ns, candidate(2), pool=pool))
+
+    assert first.pool_number is None
+    assert first.inbound_number == "+18005559999"
+    assert second.pool_number == pool[0]
+
+
+async def test_zero_revenue_override_is_kept(store: HotState, ns: str) -> None:
+    record = await reserved(
+        store, order(ns, replace(candidate(1), revenue=0.0), options=(option(revenue=9.0),))
+    )
+
+    assert record.revenue == 0.0
+
+
 # --- choosing a candidate ------------------------------------------------------------------
 
 

@@ -778,6 +778,8 @@ RESULTS = [
     ReserveResult(ReserveStatus.PUBLISHER_CAPPED),
     ReserveResult(ReserveStatus.NO_POOL_NUMBER, blocked=((2, "capped:hourly"),)),
     ReserveResult(ReserveStatus.UNPRICED, blocked=((2, "capped:monthly"),)),
+    # A probe's answer: the service never concludes on it, and nothing would leak if it did.
+    ReserveResult(ReserveStatus.AVAILABLE, blocked=((2, "capped:daily"),)),
 ]
 
 

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from callbid.adapters.buyers.breaker import BreakerPolicy, Breakers
+from callbid.adapters.buyers.executor import BuyerExecutor
 from callbid.adapters.config_bus import RedisConfigBus
 from callbid.adapters.geo import zip_index
 from callbid.adapters.leases import RedisLeases
@@ -76,6 +78,8 @@ def create_app(
         runtime = await _start_runtime(
             settings, clock or _utcnow, rng or Random(settings.random_seed)
         )
+        buyers = runtime.buyers = _buyer_executor(settings)
+        await buyers.start()
         app.state.runtime = runtime
         maintenance = Maintenance(runtime)
         maintenance.start()
@@ -84,6 +88,7 @@ def create_app(
             yield
         finally:
             await maintenance.stop()
+            await buyers.close()
             if runtime.bus is not None:
                 await runtime.bus.stop()
             await runtime.writer.stop()
@@ -157,6 +162,18 @@ async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng:
         rng=rng,
         bus=bus,
         leases=leases,
+    )
+
+
+def _buyer_executor(settings: Settings) -> BuyerExecutor:
+    policy = BreakerPolicy(
+        failures=settings.breaker_failures, cooldown_seconds=settings.breaker_cooldown_seconds
+    )
+    return BuyerExecutor(
+        pool_size=settings.buyer_pool_size,
+        max_body_bytes=settings.buyer_max_body_bytes,
+        allow_networks=settings.buyer_allow_networks,
+        breakers=Breakers(policy),
     )
 
 

@@ -46,6 +46,7 @@ async def lookup_reservation(
         "publisher_id": row.publisher_id,
         "caller_number": row.caller_number,
         "inbound_number": row.inbound_number,
+        "destination": row.destination,
         "target_id": row.target_id,
         "payout": row.payout,
         "seconds": row.seconds,

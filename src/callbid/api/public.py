@@ -37,6 +37,7 @@ def routes() -> list[BaseRoute]:
     methods = ["GET", "PUT", "PATCH", "DELETE"]
     return [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/rtbs.json", create_rtb, methods=["POST"]),
         Route("/rtbs/{uuid}.json", rtb_resource, methods=methods),
         Route("/call_reservations.json", create_legacy, methods=["POST"]),
@@ -45,6 +46,13 @@ def routes() -> list[BaseRoute]:
 
 async def healthz(_request: Request) -> Response:
     return Response(HEALTHY, media_type=JSON)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (ping latency, buyers' outcomes, timeouts, breakers)."""
+    runtime: Runtime = request.app.state.runtime
+    text, content_type = runtime.metrics.render()
+    return Response(text, headers={"Content-Type": content_type})
 
 
 def _json(body: dict[str, Any]) -> Response:

@@ -8,12 +8,13 @@ log row per target.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from random import Random
 
+from callbid.domain.buyers import BuyerReply
 from callbid.domain.errors import InvalidInput
 from callbid.domain.filters import first_failing
 from callbid.domain.hours import is_open
@@ -52,6 +53,7 @@ class Outcome(StrEnum):
     PUBLISHER_CAPPED = "publisher_capped"
     UNPRICED = "unpriced"
     NOT_REACHED = "not_reached"
+    OUTBID = "outbid"
 
 
 class PingStatus(StrEnum):
@@ -89,21 +91,34 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class PingPlan:
-    """A ping before the hot state has been asked. With `rejection` set, no order is sent."""
+    """A ping before the hot state has been asked. With `rejection` set, no order is sent.
+
+    Once buyers were asked (`bidding.apply_bids`): their `replies`, the candidates taken out
+    of the order with their outcome (`skipped`), the numbers to dial for buyers that gave one
+    (`destinations`), and whether the order is by bid.
+    """
 
     verdicts: tuple[Verdict, ...]
     order: ReserveOrder | None
     rejection: str | None
     owner_info: str | None
     matched_criteria: tuple[int, ...]
+    replies: tuple[BuyerReply, ...] = ()
+    skipped: tuple[tuple[int, str], ...] = ()
+    destinations: Mapping[int, str] = field(default_factory=dict)
+    by_bid: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class LogRow:
+    """One target's line in the decision log; `ping` is its buyer's answer when it was asked
+    (a row with `target_id` None is the campaign's own passthrough)."""
+
     position: int
-    target_id: int
+    target_id: int | None
     target_name: str
     outcome: str
+    ping: BuyerReply | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +128,7 @@ class Decision:
     owner_info: str | None
     record: LiveReservation | None
     log: tuple[LogRow, ...]
+    destination: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,11 +327,15 @@ def conclude(plan: PingPlan, result: ReserveResult | None) -> Decision:
     winner = result.record.target_id if result.record else None
     log = _log_rows(plan, blocked, winner, UNTRIED.get(result.status, Outcome.NOT_REACHED))
     if result.status is ReserveStatus.RESERVED:
-        return Decision(PingStatus.RESERVED, None, None, result.record, log)
+        assert winner is not None
+        destination = plan.destinations.get(winner)
+        return Decision(PingStatus.RESERVED, None, None, result.record, log, destination)
     if result.status in PUBLIC_INFO:
         info = PUBLIC_INFO[result.status]
         return Decision(PingStatus.REJECTED, info, info.lower(), None, log)
     owner = "no free pool number" if result.status is ReserveStatus.NO_POOL_NUMBER else None
+    if owner is None and plan.replies:
+        owner = "no buyer accepted and had capacity"
     return Decision(
         PingStatus.NO_TARGET, None, owner or "no eligible target had capacity", None, log
     )
@@ -324,13 +344,27 @@ def conclude(plan: PingPlan, result: ReserveResult | None) -> Decision:
 def _log_rows(
     plan: PingPlan, blocked: dict[int, str], winner: int | None, untried: str = Outcome.NOT_REACHED
 ) -> tuple[LogRow, ...]:
+    replies = {r.target_id: r for r in plan.replies}
+    skipped = dict(plan.skipped)
+    accepted_untried = Outcome.OUTBID if plan.by_bid and winner is not None else untried
     rows = []
     for position, verdict in enumerate(plan.verdicts):
-        outcome = verdict.outcome
+        outcome, target_id = verdict.outcome, verdict.target_id
         if outcome == Outcome.ELIGIBLE:
-            if verdict.target_id == winner:
+            if target_id == winner:
                 outcome = Outcome.SELECTED
+            elif target_id in skipped:
+                outcome = skipped[target_id]
+            elif target_id in blocked:
+                outcome = blocked[target_id]
+            elif target_id in replies:
+                outcome = accepted_untried
             else:
-                outcome = blocked.get(verdict.target_id, untried)
-        rows.append(LogRow(position, verdict.target_id, verdict.target_name, outcome))
+                outcome = untried
+        rows.append(
+            LogRow(position, target_id, verdict.target_name, outcome, replies.get(target_id))
+        )
+    gate = replies.get(None)
+    if gate is not None:
+        rows.append(LogRow(len(rows), None, "campaign passthrough", f"ping_{gate.outcome}", gate))
     return tuple(rows)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from callbid.domain.buyers import Passthrough
+
 UTC = ZoneInfo("UTC")
 
 
@@ -130,6 +132,10 @@ class Target:
     ring_timeout: int = 30
     dedupe_seconds: int = 0
     group_ids: tuple[int, ...] = ()
+    #: The buyer's own ping API, asked for availability and a live bid before it is reserved.
+    passthrough: Passthrough | None = None
+    #: What the buyer pays per call when it has no live bid (ranks it when routing by bid).
+    bid: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +198,9 @@ class Campaign:
     criteria: tuple[ConversionCriterion, ...] = ()
     publishers: dict[str, Publisher] = field(default_factory=dict)
     blocked_callers: frozenset[str] = frozenset()
+    #: Asked on every ping that has a candidate; its answer stands for every target without a
+    #: passthrough of its own (e.g. a call centre's availability API).
+    passthrough: Passthrough | None = None
 
     @property
     def all_numbers(self) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ class ReserveStatus(StrEnum):
     PUBLISHER_CAPPED = "publisher-capped"
     NO_POOL_NUMBER = "no-pool-number"
     UNPRICED = "unpriced"
+    AVAILABLE = "available"
 
 
 class HoldStatus(StrEnum):
@@ -71,12 +72,19 @@ class PayoutOption:
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """An eligible target in routing order. `payouts[i]` is the payout under option i; None
-    when it cannot be known before the call converts."""
+    when it cannot be known before the call converts.
+
+    A buyer's live answer may override the option's `revenue` (its bid) and `seconds`, and
+    give the `inbound_number` the publisher transfers to (then no pool number is taken).
+    """
 
     target_id: int
     subjects: tuple[CapSubject, ...]
     dedupe_seconds: int
     payouts: tuple[float | None, ...]
+    revenue: float | None = None
+    seconds: int | None = None
+    inbound_number: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,10 @@ class ReserveOrder:
 
     `hold` makes the reservation count against caps from now until it is claimed, released or
     expires. A pool number (`pool`) is taken exclusively; `inbound_number` is shared.
+
+    A `probe` changes nothing but the rate limit: it applies every rule up to the candidates and
+    answers `available` (with the blocked ones) when at least one could take the ping, so that
+    only buyers with capacity are pinged before the real order is sent (without `rate`).
     """
 
     namespace: str
@@ -109,6 +121,7 @@ class ReserveOrder:
     publisher: CapSubject | None
     options: tuple[PayoutOption, ...]
     candidates: tuple[Candidate, ...]
+    probe: bool = False
 
 
 @dataclass(frozen=True, slots=True)

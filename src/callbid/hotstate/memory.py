@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from callbid.domain.reserve import (
+    Candidate,
     CapSubject,
     HoldStatus,
     LiveReservation,
@@ -66,22 +67,19 @@ class MemoryHotState:
             return ReserveResult(ReserveStatus.PUBLISHER_CAPPED, last_seen=last_seen)
         blocked: list[tuple[int, str]] = []
         for candidate in order.candidates:
-            if is_duplicate(candidate.dedupe_seconds, last_seen, now):
-                blocked.append((candidate.target_id, "duplicate"))
-                continue
-            reason = next(
-                filter(None, (self._blocking(ns, s, now) for s in candidate.subjects)), None
-            )
+            reason = self._candidate_blocked(ns, candidate, last_seen, now)
             if reason is not None:
                 blocked.append((candidate.target_id, reason))
+                continue
+            if order.probe:
                 continue
             payout = candidate.payouts[option]
             if payout is None:
                 return ReserveResult(
                     ReserveStatus.UNPRICED, blocked=tuple(blocked), last_seen=last_seen
                 )
-            inbound, pool_number = order.inbound_number, None
-            if order.pool:
+            inbound, pool_number = candidate.inbound_number or order.inbound_number, None
+            if order.pool and candidate.inbound_number is None:
                 pool_number = next((n for n in order.pool if self._pool_free(ns, n, now)), None)
                 if pool_number is None:
                     return ReserveResult(
@@ -97,8 +95,8 @@ class MemoryHotState:
                 inbound_number=inbound,
                 caller_number=order.caller_number,
                 payout=payout,
-                seconds=picked.seconds,
-                revenue=picked.revenue,
+                seconds=picked.seconds if candidate.seconds is None else candidate.seconds,
+                revenue=picked.revenue if candidate.revenue is None else candidate.revenue,
                 criterion_id=picked.criterion_id,
                 expires_at=order.expires_at,
                 holds=order.hold,
@@ -110,7 +108,16 @@ class MemoryHotState:
             if order.seen_key is not None:
                 self._remember_seen(f"{ns}:{order.seen_key}", now, now + order.seen_ttl)
             return ReserveResult(ReserveStatus.RESERVED, record, tuple(blocked), last_seen)
-        return ReserveResult(ReserveStatus.NO_TARGET, blocked=tuple(blocked), last_seen=last_seen)
+        free = order.probe and len(blocked) < len(order.candidates)
+        status = ReserveStatus.AVAILABLE if free else ReserveStatus.NO_TARGET
+        return ReserveResult(status, blocked=tuple(blocked), last_seen=last_seen)
+
+    def _candidate_blocked(
+        self, ns: str, candidate: Candidate, last_seen: float | None, now: float
+    ) -> str | None:
+        if is_duplicate(candidate.dedupe_seconds, last_seen, now):
+            return "duplicate"
+        return next(filter(None, (self._blocking(ns, s, now) for s in candidate.subjects)), None)
 
     async def get(self, namespace: str, uuid: str, now: float) -> LiveReservation | None:
         return self._live_record(namespace, uuid, now)

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from callbid.domain.reserve import (
+    Candidate,
     CapSubject,
     HoldStatus,
     LiveReservation,
@@ -41,10 +42,7 @@ def encode_order(order: ReserveOrder) -> bytes:
         "pl": order.pool,
         "st": order.seen_ttl,
         "op": [[o.criterion_id, o.window, o.seconds, o.revenue] for o in order.options],
-        "cd": [
-            [c.target_id, [_subject(s) for s in c.subjects], c.dedupe_seconds, c.payouts]
-            for c in order.candidates
-        ],
+        "cd": [_candidate(c) for c in order.candidates],
     }
     optional: dict[str, Any] = {
         "c": order.caller_number,
@@ -57,9 +55,31 @@ def encode_order(order: ReserveOrder) -> bytes:
             if order.rate is not None
             else None
         ),
+        "pr": order.probe or None,
     }
     data.update((k, v) for k, v in optional.items() if v is not None)
     return orjson.dumps(data)
+
+
+def _candidate(candidate: Candidate) -> list[Any]:
+    encoded = [
+        candidate.target_id,
+        [_subject(s) for s in candidate.subjects],
+        candidate.dedupe_seconds,
+        candidate.payouts,
+    ]
+    overrides = {
+        k: v
+        for k, v in (
+            ("r", candidate.revenue),
+            ("s", candidate.seconds),
+            ("i", candidate.inbound_number),
+        )
+        if v is not None
+    }
+    if overrides:
+        encoded.append(overrides)
+    return encoded
 
 
 def _subject(subject: CapSubject) -> list[Any]:

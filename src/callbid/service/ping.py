@@ -11,7 +11,8 @@ from uuid import uuid4
 from callbid.adapters.storage.reservations import ReservationWrites, get_reservation
 from callbid.adapters.storage.tables import Reservation
 from callbid.adapters.storage.writer import WriteOp
-from callbid.domain.decide import Decision, PingPlan, PingStatus, conclude, plan_ping
+from callbid.domain.bidding import needs_buyers
+from callbid.domain.decide import Decision, LogRow, PingPlan, PingStatus, conclude, plan_ping
 from callbid.domain.errors import (
     Conflict,
     Forbidden,
@@ -24,12 +25,14 @@ from callbid.domain.model import Campaign, PingRequest, Publisher
 from callbid.domain.reserve import (
     HoldStatus,
     LiveReservation,
+    ReserveResult,
     ReserveStatus,
     namespace,
     publisher_subject,
     target_subjects,
 )
 from callbid.runtime import Runtime
+from callbid.service.buyers import ask_buyers, buyer_deadline, loop_time
 from callbid.service.configs import KeyConfig
 from callbid.service.intake import build_request, key_of, publisher_of
 
@@ -69,6 +72,7 @@ async def handle_ping(
 ) -> PingAnswer:
     """Reserve a buyer for a publisher's caller, or say why not. The answer is given only once
     the reservation and its decision log are committed."""
+    started = loop_time()
     config = await authorize(runtime, params)
     key, campaign = config.key, config.campaign
     publisher_id = publisher_of(params)
@@ -82,7 +86,23 @@ async def handle_ping(
     plan = plan_ping(
         campaign, key, publisher, request, uuid=uuid, now=now, rng=runtime.rng, memo=config.memo
     )
-    result = await runtime.store.reserve(plan.order) if plan.order is not None else None
+    result: ReserveResult | None = None
+    asked = runtime.buyers is not None and needs_buyers(campaign, plan)
+    if asked:
+        assert runtime.buyers is not None
+        deadline = buyer_deadline(started, key, runtime.overhead.estimate())
+        plan, result = await ask_buyers(
+            runtime.store,
+            runtime.buyers,
+            runtime.metrics,
+            campaign,
+            request,
+            plan,
+            deadline=deadline,
+        )
+        answered = loop_time()
+    if plan.order is not None and result is None:
+        result = await runtime.store.reserve(plan.order)
     if result is not None and result.status is ReserveStatus.RATE_LIMITED:
         raise RateLimited("FAILED rate limit exceeded", retry_after=result.retry_after)
     if result is not None and result.status is ReserveStatus.SHIELDED:
@@ -96,6 +116,9 @@ async def handle_ping(
         if decision.record is not None:
             await runtime.store.release(namespace(campaign.company_id), uuid)
         raise
+    if asked:
+        runtime.overhead.observe(loop_time() - answered)
+    runtime.metrics.observe_ping(decision.status, loop_time() - started)
     if decision.record is not None:
         return _answer_of(decision.record, decision.status, tags=request.tags)
     return PingAnswer(
@@ -169,15 +192,8 @@ def _creation_ops(
         "confirmed_at": None,
         "claimed_at": None,
         "wiped_at": None,
-        "decision_log": [
-            {
-                "position": entry.position,
-                "target_id": entry.target_id,
-                "target_name": entry.target_name,
-                "outcome": entry.outcome,
-            }
-            for entry in decision.log
-        ],
+        "destination": decision.destination,
+        "decision_log": [log_entry(entry) for entry in decision.log],
     }
     writes = runtime.writes
     ops = [writes.created(row)]
@@ -192,6 +208,29 @@ def _creation_ops(
         until = now + timedelta(seconds=order.seen_ttl)
         ops.append(writes.seen(campaign.company_id, campaign.id, request.caller_number, now, until))
     return ops
+
+
+def log_entry(row: LogRow) -> dict[str, Any]:
+    """A decision log row as stored: the buyer's answer beside the outcome when it was asked."""
+    entry: dict[str, Any] = {
+        "position": row.position,
+        "target_id": row.target_id,
+        "target_name": row.target_name,
+        "outcome": row.outcome,
+    }
+    ping = row.ping
+    if ping is not None:
+        entry["ping"] = {
+            "outcome": str(ping.outcome),
+            "latency_ms": ping.latency_ms,
+            "http_status": ping.http_status,
+            "bid": ping.bid,
+            "number": ping.number,
+            "seconds": ping.seconds,
+            "detail": ping.detail,
+            "body": ping.body,
+        }
+    return entry
 
 
 async def _load_owned(runtime: Runtime, config: KeyConfig, uuid: str) -> Reservation:

@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callbid.adapters.buyers.templates import passthrough_from
 from callbid.adapters.storage import tables as t
 from callbid.domain import model as m
+from callbid.domain.buyers import Passthrough
 from callbid.domain.hours import block_from
 
 log = logging.getLogger(__name__)
@@ -144,6 +146,7 @@ async def load_campaign(session: AsyncSession, campaign_id: int) -> m.Campaign |
         if list_id in lists
         for n in lists[list_id].numbers
     )
+    gate, usable = stored_passthrough(row.passthrough, f"campaign {row.id}")
     return m.Campaign(
         id=row.id,
         company_id=row.company_id,
@@ -153,12 +156,29 @@ async def load_campaign(session: AsyncSession, campaign_id: int) -> m.Campaign |
         pool_numbers=tuple(n.number for n in numbers if n.pool_id is not None),
         targets=tuple(
             target_from(tr, lists, sorted(memberships.get(tr.id, []))) for tr in target_rows
-        ),
+        )
+        if usable
+        else (),
         groups={g.id: m.TargetGroup(g.id, g.name, caps_from(g), zone(g.timezone)) for g in groups},
         criteria=tuple(criterion_from(c) for c in criteria),
         publishers={p.publisher_id: publisher_from(p) for p in publishers},
         blocked_callers=blocked,
+        passthrough=gate,
     )
+
+
+def stored_passthrough(
+    config: Mapping[str, Any] | None, owner: str
+) -> tuple[Passthrough | None, bool]:
+    """(the passthrough, whether it is usable). The admin API validated it; a row written
+    around it that no longer validates leaves its owner unusable rather than unasked."""
+    if config is None:
+        return None, True
+    try:
+        return passthrough_from(config), True
+    except ValueError as exc:
+        log.warning("%s: stored passthrough refused (%s); it takes no pings", owner, exc)
+        return None, False
 
 
 def target_from(row: t.Target, lists: Mapping[int, t.CallerList], group_ids: list[int]) -> m.Target:
@@ -166,13 +186,14 @@ def target_from(row: t.Target, lists: Mapping[int, t.CallerList], group_ids: lis
     if row.caller_list_id is not None and row.caller_list_id in lists:
         listed = lists[row.caller_list_id]
         caller_list = m.CallerList(m.ListKind(listed.kind), frozenset(listed.numbers))
+    passthrough, usable = stored_passthrough(row.passthrough, f"target {row.id}")
     return m.Target(
         id=row.id,
         name=row.name,
         destination=row.destination,
         priority=row.priority,
         weight=row.weight,
-        paused=row.paused,
+        paused=row.paused or not usable,
         schedule=schedule_from(row.timezone, row.hours),
         caps=caps_from(row),
         cap_trigger=m.CapTrigger(row.cap_trigger),
@@ -181,6 +202,8 @@ def target_from(row: t.Target, lists: Mapping[int, t.CallerList], group_ids: lis
         ring_timeout=row.ring_timeout,
         dedupe_seconds=row.dedupe_seconds,
         group_ids=tuple(group_ids),
+        passthrough=passthrough,
+        bid=row.bid,
     )
 
 

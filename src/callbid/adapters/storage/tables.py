@@ -71,6 +71,7 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(String(200))
     routing_strategy: Mapped[str] = mapped_column(String(20), default="priority")
     blocked_list_ids: Mapped[list[Any]] = mapped_column(default=list)
+    passthrough: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     targets: Mapped[list[Target]] = relationship(secondary="campaign_targets", viewonly=True)
 
@@ -139,6 +140,9 @@ class Target(CapsMixin, Base):
     )
     ring_timeout: Mapped[int] = mapped_column(Integer, default=30)
     dedupe_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    #: The buyer's ping API as the admin API validated it (`adapters/buyers/templates.py`).
+    passthrough: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    bid: Mapped[float | None] = mapped_column(Float)
 
 
 class CampaignTarget(Base):
@@ -254,6 +258,8 @@ class Reservation(Base):
     revenue: Mapped[float | None] = mapped_column(Float)
     inbound_number: Mapped[str | None] = mapped_column(String(40))
     pool_number: Mapped[str | None] = mapped_column(String(40))
+    #: The number to dial for this reservation's call when its buyer gave one (chaining).
+    destination: Mapped[str | None] = mapped_column(String(300))
     holds: Mapped[bool] = mapped_column(Boolean, default=False)
     subject_keys: Mapped[list[Any]] = mapped_column(default=list)
     shield_key: Mapped[str | None] = mapped_column(String(200))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
@@ -39,6 +39,7 @@ from callbid.api.admin.fields import (
     Ttl,
     Weight,
 )
+from callbid.api.admin.passthrough import PassthroughIn
 from callbid.domain.model import CapTrigger, ListKind, PayoutKind, RoutingStrategy, ShieldScope
 
 REVSHARE_MAX = 100.0
@@ -79,6 +80,10 @@ class CampaignCreate(InModel):
     blocked_list_ids: IdList = Field(
         default_factory=list, description="block-kind caller lists refused on every target"
     )
+    passthrough: PassthroughIn | None = Field(
+        None,
+        description="asked on every ping; its answer stands for targets without their own",
+    )
 
 
 class CampaignUpdate(PatchModel):
@@ -88,6 +93,7 @@ class CampaignUpdate(PatchModel):
     routing_strategy: RoutingStrategy = Field(UNSET)
     target_ids: IdList = Field(UNSET, description="replaces the routing pool")
     blocked_list_ids: IdList = Field(UNSET, description="replaces the blocked caller lists")
+    passthrough: PassthroughIn | None = Field(UNSET, description="null removes it")
 
 
 class CampaignOut(OutModel):
@@ -98,6 +104,7 @@ class CampaignOut(OutModel):
     routing_strategy: RoutingStrategy
     target_ids: list[int]
     blocked_list_ids: list[int]
+    passthrough: dict[str, Any] | None
     created_at: datetime
 
 
@@ -170,6 +177,12 @@ class TargetCreate(CapsIn):
     ring_timeout: RingTimeout = 30
     dedupe_seconds: Seconds = Field(0, description="refuse a repeat caller within this window")
     group_ids: IdList = Field(default_factory=list, description="target groups it belongs to")
+    passthrough: PassthroughIn | None = Field(
+        None, description="the buyer's ping API, asked for availability and a bid on each ping"
+    )
+    bid: Money | None = Field(
+        None, description="static bid: what the buyer pays per call without a live bid"
+    )
 
 
 class TargetUpdate(CapsPatch):
@@ -188,6 +201,8 @@ class TargetUpdate(CapsPatch):
     ring_timeout: RingTimeout = Field(UNSET)
     dedupe_seconds: Seconds = Field(UNSET)
     group_ids: IdList = Field(UNSET, description="replaces its group memberships")
+    passthrough: PassthroughIn | None = Field(UNSET, description="null removes it")
+    bid: Money | None = Field(UNSET)
 
 
 class TargetOut(CapsOut):
@@ -207,6 +222,8 @@ class TargetOut(CapsOut):
     ring_timeout: int
     dedupe_seconds: int
     group_ids: list[int]
+    passthrough: dict[str, Any] | None
+    bid: float | None
 
 
 class TargetGroupCreate(CapsIn):

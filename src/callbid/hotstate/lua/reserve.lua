@@ -1,5 +1,5 @@
 -- reserve(KEYS[1] = prefix; ARGV[1] = order JSON, ARGV[2] = gcra epsilon): one ping's order,
--- rule for rule as MemoryHotState.reserve_now. Reply: {status, record JSON, blocked JSON,
+-- rule for rule as MemoryHotState.reserve_now (a probe, `pr`, stores nothing but the rate). Reply: {status, record JSON, blocked JSON,
 -- last_seen, retry_after}, absent parts as nil, times as %.17g strings.
 local o = cjson.decode(ARGV[1])
 local now, epsilon = o.n, tonumber(ARGV[2])
@@ -54,16 +54,18 @@ local function free_pool_number()
   return nil
 end
 
+-- A buyer's live answer may override revenue (r), seconds (s) and the inbound number (i).
 local function store(candidate, option, payout, pool_number)
   local subjects = {unpack(candidate[2])}
   if o.pb then subjects[#subjects + 1] = o.pb end
   local picked = o.op[option]
   local criterion = picked[1]
   if criterion == NULL then criterion = nil end
+  local over = candidate[5] or {}
   local rec = {
-    u = o.u, t = candidate[1], i = pool_number or o.i, c = o.c, p = fmt(payout),
-    s = picked[3], r = fmt(picked[4]), cr = criterion, e = fmt(o.e), h = o.h,
-    k = subject_keys(subjects), sh = o.sh, pn = pool_number,
+    u = o.u, t = candidate[1], i = over.i or pool_number or o.i, c = o.c, p = fmt(payout),
+    s = over.s or picked[3], r = fmt(over.r or picked[4]), cr = criterion, e = fmt(o.e),
+    h = o.h, k = subject_keys(subjects), sh = o.sh, pn = pool_number,
   }
   local raw = save_record(rec, now)
   if o.sh then set_for(P .. 'shield:' .. o.sh, o.u, o.e - now) end
@@ -100,15 +102,16 @@ for _, candidate in ipairs(o.cd) do
   end
   if reason then
     blocked[#blocked + 1] = {candidate[1], reason}
-  else
+  elseif not o.pr then
     local payout = candidate[4][option]
     if payout == nil or payout == NULL then return answer('unpriced', nil, blocked, seen) end
     local pool_number = nil
-    if #o.pl > 0 then
+    if #o.pl > 0 and not (candidate[5] and candidate[5].i) then
       pool_number = free_pool_number()
       if not pool_number then return answer('no-pool-number', nil, blocked, seen) end
     end
     return answer('reserved', store(candidate, option, payout, pool_number), blocked, seen)
   end
 end
+if o.pr and #blocked < #o.cd then return answer('available', nil, blocked, seen) end
 return answer('no-target', nil, blocked, seen)

@@ -1,0 +1,651 @@
+"""Benchmark RTB pings that fan out to mock buyers: pings/s, latency, answers after the deadline.
+
+Starts a fleet of mock buyers in its own process (`--buyers` of them, each on its own
+127.0.0.1 port, answering every request after exactly `--delay-ms` with a fixed bid of 10, 11,
+12, ...), then `callbid serve` with one worker on SQLite and in-process hot state, allowed to
+reach buyers on loopback. Through the admin API it builds a campaign routed by bid whose targets
+are those buyers (custom passthrough, POST with the caller's number and ZIP), paying the
+publisher a 50 % revshare, behind an RTB key whose buyer deadline is `--timeout-ms`, with TTL
+15 s and no ping shield. One sanity ping must be `reserved` with `retreaver_payout` half the
+highest bid. Then, for each `--concurrency`, wrk (`fanout.lua`: ping.lua's pings, a new caller
+each, plus the late count) runs `--warmup` seconds and then `--seconds` measured.
+
+Output: a table row per concurrency (pings/s, p50/p90/p99/max ms, overhead p99 = p99 minus
+`--delay-ms`, late, non-2xx, socket errors), the answers by JSON status and HTTP code, then
+as the LAST line one JSON object: `pings_per_s`, `p50_ms`, `p99_ms`, `overhead_p99_ms`, `late`
+and `concurrency` of the last concurrency given, and `runs`, the same figures for every
+concurrency in the order given. `late` counts answers slower than the key's deadline, exactly,
+from wrk's latency histogram (one slot a microsecond); it is 0 only when wrk's slowest answer
+took at most the deadline. Exits 1 when the sanity ping fails, when more than 1 % of the pings
+failed (non-2xx, socket errors or an answer other than `reserved`), when the server dies or
+logs a traceback; 130 when interrupted.
+
+CPU placement (2 cores here): callbid alone on the first core, wrk and the buyer fleet on the
+last (`rtb.core_split(1)`). callbid is the system under test and one worker uses one core at
+most; wrk needs about 30 µs a ping and the fleet about 25 µs a buyer request, so together they
+use well under a core at the rates callbid reaches and never steal its core; unpinned, the
+scheduler moves them onto callbid's core and the figures vary more from run to run. `--no-pin`
+leaves placement to the scheduler, for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import random
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, cast
+from urllib.parse import urlencode
+
+from race import admin
+from rtb import (
+    LOCALHOST,
+    MAX_FAILED_SHARE,
+    NUMBER_SPACE,
+    RUN_STRIDE,
+    WRK_SLACK_S,
+    BenchError,
+    Say,
+    Server,
+    Target,
+    WrkResult,
+    _die_with_parent,
+    core_split,
+    counts_text,
+    demo_credentials,
+    healthy,
+    non_negative,
+    parse_wrk,
+    ping_env,
+    pinned,
+    positive,
+    running_server,
+    server_env,
+    server_log_note,
+    tail,
+)
+
+FANOUT_SCRIPT = Path(__file__).resolve().with_name("fanout.lua")
+FLEET_START_S = 15.0
+FLEET_STOP_S = 5.0
+FIRST_BID = 10.0
+REVSHARE_PERCENT = 50.0
+TTL_SECONDS = 15
+TRACKING_NUMBER = "+18885550142"
+SANITY_CALLER = "+13125550123"  # area 312: none of ping.lua's callers
+LOOPBACK_NETWORKS = '["127.0.0.0/8"]'
+MIN_WRK_TIMEOUT_S = 10
+LATE_LINE = re.compile(
+    r"^callbid-late deadline_us=(\d+) max_us=(\d+) within_pct=([\d.]+) timeouts=(\d+)\s*$", re.M
+)
+
+
+# ---------------------------------------------------------------- mock buyers
+
+
+class BadRequest(Exception):
+    """The bytes are not HTTP/1.1 requests this mock understands."""
+
+
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)[ \t]*(?=\r\n|$)", re.I)
+CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:", re.I)
+MAX_HEAD_BYTES = 16_384
+BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+class RequestSplitter:
+    """Counts the complete HTTP/1.1 requests of a byte stream fed in pieces of any size: a
+    head up to a blank line, then `Content-Length` bytes of body (none without the header)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._length: int | None = None  # of the request at the buffer's start, once known
+
+    def feed(self, data: bytes) -> int:
+        """Requests completed by `data`; BadRequest for chunked bodies or an endless head."""
+        self._buffer += data
+        complete = 0
+        while True:
+            if self._length is None:
+                self._length = self._request_length()
+                if self._length is None:
+                    return complete
+            if len(self._buffer) < self._length:
+                return complete
+            del self._buffer[: self._length]
+            self._length = None
+            complete += 1
+
+    def _request_length(self) -> int | None:
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > MAX_HEAD_BYTES:
+                raise BadRequest("request head too long")
+            return None
+        head = bytes(self._buffer[:end])
+        if CHUNKED.search(head):
+            raise BadRequest("chunked request bodies are not supported")
+        length = CONTENT_LENGTH.search(head)
+        return end + 4 + (int(length.group(1)) if length else 0)
+
+
+def buyer_answer(bid: float) -> bytes:
+    """The whole HTTP response a buyer sends to every request."""
+    body = json.dumps({"accepted": True, "bid": bid, "number": None}).encode()
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+    return head.encode() + b"\r\n\r\n" + body
+
+
+class BuyerProtocol(asyncio.Protocol):
+    """One connection to a mock buyer: each request is answered `delay` seconds after it
+    arrived, by one timer for all the requests that one read completed."""
+
+    def __init__(self, answer: bytes, delay: float, served: list[int]) -> None:
+        self.answer, self.delay, self.served = answer, delay, served
+        self.splitter = RequestSplitter()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.loop = asyncio.get_running_loop()
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        try:
+            complete = self.splitter.feed(data)
+        except BadRequest:
+            self.transport.write(BAD_REQUEST)
+            self.transport.close()
+            return
+        if complete:
+            self.loop.call_later(self.delay, self._answer, complete)
+
+    def _answer(self, count: int) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(self.answer * count)
+            self.served[0] += count
+
+
+def buyer_bids(buyers: int) -> list[float]:
+    return [FIRST_BID + index for index in range(buyers)]
+
+
+async def start_buyers(
+    bids: Sequence[float], delay_s: float, served: list[int]
+) -> list[asyncio.Server]:
+    """One listening server per bid on 127.0.0.1, each on a port of its own."""
+    loop = asyncio.get_running_loop()
+    return [
+        await loop.create_server(
+            functools.partial(BuyerProtocol, buyer_answer(bid), delay_s, served),
+            LOCALHOST,
+            0,
+            backlog=1024,
+        )
+        for bid in bids
+    ]
+
+
+def server_port(server: asyncio.Server) -> int:
+    return int(server.sockets[0].getsockname()[1])
+
+
+async def serve_fleet(buyers: int, delay_ms: float) -> None:
+    """Print `{"ports": [...], "bids": [...]}`, serve until SIGTERM or SIGINT, then print
+    `{"served": N}` (requests answered)."""
+    served, bids = [0], buyer_bids(buyers)
+    servers = await start_buyers(bids, delay_ms / 1000, served)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(json.dumps({"ports": [server_port(s) for s in servers], "bids": bids}), flush=True)
+    await stop.wait()
+    for server in servers:
+        server.close()
+    print(json.dumps({"served": served[0]}), flush=True)
+
+
+def run_fleet(buyers: int, delay_ms: float) -> None:
+    """The fleet process's main: on uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve_fleet(buyers, delay_ms))
+    else:
+        uvloop.run(serve_fleet(buyers, delay_ms))
+
+
+@dataclass
+class Fleet:
+    """The running fleet: its buyers' ports and bids, index for index."""
+
+    proc: subprocess.Popen[str]
+    ports: list[int]
+    bids: list[float]
+    stderr: Path
+    served: int | None = None  # requests answered, once stopped
+
+    def urls(self) -> list[str]:
+        return [f"http://{LOCALHOST}:{port}/bid" for port in self.ports]
+
+    def complaints(self) -> str:
+        """What the fleet wrote on stderr (nothing, unless it is broken)."""
+        return tail(self.stderr)
+
+
+def read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    return proc.stdout.readline() if ready else ""
+
+
+def stop_fleet(proc: subprocess.Popen[str]) -> int | None:
+    """SIGTERM (SIGKILL after a grace period); the requests it says it answered."""
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=FLEET_STOP_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    with contextlib.suppress(json.JSONDecodeError, IndexError, KeyError, TypeError):
+        return int(json.loads(out.strip().splitlines()[-1])["served"])
+    return None
+
+
+@contextlib.contextmanager
+def running_fleet(buyers: int, delay_ms: float, cores: str, workdir: Path) -> Iterator[Fleet]:
+    """The mock buyers in a process of their own pinned to `cores`, its stderr in `workdir`,
+    stopped on exit; it gets SIGTERM should the bench die. BenchError if it does not start."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve-buyers"]
+    command += ["--buyers", str(buyers), "--delay-ms", str(delay_ms)]
+    stderr = workdir / "fleet.stderr"
+    with stderr.open("wb") as err:
+        proc = subprocess.Popen(
+            [*pinned(cores), *command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            preexec_fn=_die_with_parent,
+        )
+    fleet = None
+    try:
+        line = read_line(proc, FLEET_START_S)
+        if not line:
+            raise BenchError(f"the buyer fleet did not start ({proc.poll()}):\n{tail(stderr)}")
+        started = json.loads(line)
+        fleet = Fleet(proc, started["ports"], started["bids"], stderr)
+        yield fleet
+    finally:
+        served = stop_fleet(proc)
+        if fleet is not None:
+            fleet.served = served
+
+
+# ---------------------------------------------------------------- late answers
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """fanout.lua's `callbid-late` line: wrk's histogram read against the deadline."""
+
+    deadline_us: int
+    max_us: int
+    within_pct: float
+    timeouts: int
+
+
+def parse_lateness(text: str) -> Lateness:
+    """The `callbid-late` line of wrk's output; BenchError without one."""
+    found = LATE_LINE.search(text)
+    if found is None:
+        raise BenchError(f"wrk printed no callbid-late line (fanout.lua not run?):\n{text}")
+    deadline, slowest, within, timeouts = found.groups()
+    return Lateness(int(deadline), int(slowest), float(within), int(timeouts))
+
+
+def late_answers(lateness: Lateness, requests: int) -> int:
+    """Answers slower than the deadline among `requests`: 0 exactly when the slowest one was
+    not and wrk counted no timeout, else at least 1. Exact while wrk counted no timeout;
+    with timeouts (answers slower than wrk's --timeout, far above the deadline, or still
+    pending at the end) they are added, an upper bound: wrk may count one twice."""
+    late = round((100.0 - lateness.within_pct) / 100.0 * requests)
+    if lateness.max_us > lateness.deadline_us:
+        late = max(late, 1)
+    return late + lateness.timeouts
+
+
+# ---------------------------------------------------------------- callbid and its campaign
+
+
+def fanout_env(workdir: Path) -> dict[str, str]:
+    """The embedded default (SQLite in `workdir`, in-process hot state), buyers on loopback."""
+    env = server_env("memory", workdir) | {"CALLBID_STORE": "memory"}
+    return env | {"CALLBID_BUYER_ALLOW_NETWORKS": LOOPBACK_NETWORKS}
+
+
+def require_passthrough(base: str) -> None:
+    """BenchError unless the server's admin API takes passthrough buyers and bids."""
+    with urllib.request.urlopen(f"{base}/openapi.json", timeout=30) as answer:
+        schemas = json.loads(answer.read()).get("components", {}).get("schemas", {})
+    wanted = {"TargetCreate": "passthrough", "CampaignCreate": "routing_strategy"}
+    missing = [
+        f"{schema}.{name}"
+        for schema, name in wanted.items()
+        if name not in schemas.get(schema, {}).get("properties", {})
+    ]
+    if missing:
+        raise BenchError(f"this callbid lacks buyer passthrough ({', '.join(missing)})")
+
+
+def passthrough(url: str) -> dict[str, Any]:
+    return {
+        "template": "custom",
+        "url": url,
+        "method": "POST",
+        "body": json.dumps({"caller": "[caller_number]", "zip": "[caller_zip]"}),
+        "mapping": {"accepted": "accepted", "bid": "bid"},
+    }
+
+
+def build_campaign(base: str, token: str, fleet: Fleet, timeout_ms: int) -> str:
+    """A campaign routed by bid over one target per buyer; the RTB key string."""
+    target_ids = [
+        admin(
+            base,
+            token,
+            "/targets",
+            {
+                "name": f"buyer {index + 1}",
+                "destination": f"+1212555{index + 200:04d}",
+                "passthrough": passthrough(url),
+            },
+        )["id"]
+        for index, url in enumerate(fleet.urls())
+    ]
+    campaign = {"name": "fanout bench", "routing_strategy": "bid", "target_ids": target_ids}
+    campaign_id = admin(base, token, "/campaigns", campaign)["id"]
+    number = {"campaign_id": campaign_id, "number": TRACKING_NUMBER}
+    admin(base, token, "/tracking-numbers", number)
+    criterion = {"campaign_id": campaign_id, "payout_kind": "revshare", "payout": REVSHARE_PERCENT}
+    admin(base, token, "/conversion-criteria", criterion)
+    key = {
+        "campaign_id": campaign_id,
+        "timeout_seconds": timeout_ms / 1000,
+        "ttl_seconds": TTL_SECONDS,
+        "shield_scope": "off",
+    }
+    return str(admin(base, token, "/rtb-keys", key)["key"])
+
+
+def sanity_ping(ping_url: str, key: str, publisher_id: str, bids: Sequence[float]) -> float:
+    """One ping must be reserved for half the highest bid; its latency in ms, else BenchError."""
+    query = {"key": key, "publisher_id": publisher_id, "caller_number": SANITY_CALLER}
+    body = urlencode(query | {"caller_zip": "10001"}).encode()
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(ping_url, data=body, timeout=30) as answer:
+            text = answer.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        raise BenchError(f"sanity ping answered {exc.code}: {exc.read()[:300]!r}") from exc
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    found = json.loads(text)
+    expected = round(max(bids) * REVSHARE_PERCENT / 100, 2)
+    payout = found.get("retreaver_payout")
+    if found.get("status") != "reserved" or payout is None or abs(payout - expected) > 0.005:
+        raise BenchError(f"sanity ping: wanted reserved with retreaver_payout {expected}: {text}")
+    return elapsed_ms
+
+
+# ---------------------------------------------------------------- wrk
+
+
+@dataclass
+class Run:
+    """One measured wrk run at one concurrency."""
+
+    concurrency: int
+    wrk: WrkResult
+    lateness: Lateness
+    late: int
+    delay_ms: float
+
+    @property
+    def failed(self) -> int:
+        """Non-2xx, socket errors and 2xx answers that are not a reservation."""
+        answered = sum(n for status, n in self.wrk.statuses.items() if status != "failed")
+        return self.wrk.failed + answered - self.wrk.statuses.get("reserved", 0)
+
+    def figures(self) -> dict[str, float | int]:
+        lat = self.wrk.latency_ms
+        return {
+            "concurrency": self.concurrency,
+            "pings_per_s": round(self.wrk.requests_per_s, 1),
+            "p50_ms": round(lat[50], 3),
+            "p99_ms": round(lat[99], 3),
+            "overhead_p99_ms": round(lat[99] - self.delay_ms, 3),
+            "late": self.late,
+        }
+
+
+def wrk_pings(
+    ping_url: str, connections: int, seconds: int, pin: list[str], env: dict[str, str]
+) -> tuple[WrkResult, Lateness]:
+    """One wrk run of fanout.lua on one thread; its timeout is far above the deadline, so
+    that late answers stay in the latency histogram."""
+    deadline_s = float(env["CALLBID_BENCH_DEADLINE_MS"]) / 1000
+    timeout_s = max(MIN_WRK_TIMEOUT_S, int(10 * deadline_s))
+    command = [*pin, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command += ["--timeout", f"{timeout_s}s", "-s", str(FANOUT_SCRIPT), ping_url]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + timeout_s + WRK_SLACK_S,
+        check=False,
+        preexec_fn=_die_with_parent,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
+    return parse_wrk(done.stdout), parse_lateness(done.stdout)
+
+
+def measure(
+    target: Target, concurrency: int, args: argparse.Namespace, pin: list[str], offset: int
+) -> Run:
+    """`--warmup` seconds of pings, then `--seconds` measured, each on caller numbers of its
+    own from `offset` on."""
+    deadline = {"CALLBID_BENCH_DEADLINE_MS": str(args.timeout_ms)}
+    if args.warmup:
+        env = ping_env(target, offset, count=False) | deadline
+        wrk_pings(target.ping_url, concurrency, args.warmup, pin, env)
+    env = ping_env(target, offset + RUN_STRIDE // 2, count=True) | deadline
+    result, lateness = wrk_pings(target.ping_url, concurrency, args.seconds, pin, env)
+    late = late_answers(lateness, result.requests)
+    return Run(concurrency, result, lateness, late, args.delay_ms)
+
+
+# ---------------------------------------------------------------- report
+
+
+def table(runs: Sequence[Run]) -> str:
+    columns = ("conns", "pings/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "over p99")
+    columns += ("late", "non-2xx", "errors")
+    widths = (6, 9, 8, 8, 8, 8, 9, 6, 8, 7)
+    lines = [" ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))]
+    for run in runs:
+        lat, wrk = run.wrk.latency_ms, run.wrk
+        lines.append(
+            f"{run.concurrency:6d} {wrk.requests_per_s:9.1f} {lat[50]:8.2f} {lat[90]:8.2f}"
+            f" {lat[99]:8.2f} {run.lateness.max_us / 1000:8.2f} {lat[99] - run.delay_ms:9.2f}"
+            f" {run.late:6d} {wrk.non_2xx:8d} {wrk.socket_errors:7d}"
+        )
+    return "\n".join(lines)
+
+
+def problems(runs: Sequence[Run]) -> list[str]:
+    found = []
+    for run in runs:
+        share = run.failed / run.wrk.requests if run.wrk.requests else 1.0
+        if share > MAX_FAILED_SHARE:
+            found.append(
+                f"concurrency {run.concurrency}: {run.failed} of {run.wrk.requests} pings"
+                f" failed or were not reserved ({share:.1%})"
+            )
+    return found
+
+
+def summary(runs: Sequence[Run]) -> dict[str, Any]:
+    """The last run's figures, and every run's under `runs`."""
+    return runs[-1].figures() | {"runs": [run.figures() for run in runs]}
+
+
+def report(runs: Sequence[Run], args: argparse.Namespace, notes: Sequence[str]) -> None:
+    if not args.json_only:
+        print(table(runs))
+        for run in runs:
+            print(f"concurrency {run.concurrency}: {counts_text(run.wrk)}")
+        for note in notes:
+            print(note)
+    print(json.dumps(summary(runs)), flush=True)
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--concurrency", type=positive, nargs="+", help="wrk connections; one run for each"
+    )
+    parser.add_argument("--seconds", type=positive, default=10, help="each measured run")
+    parser.add_argument("--warmup", type=non_negative, default=2, help="seconds before each run")
+    parser.add_argument("--buyers", type=positive, default=5, help="mock buyers in the fleet")
+    parser.add_argument("--delay-ms", type=non_negative_float, default=20.0, help="buyer delay")
+    parser.add_argument(
+        "--timeout-ms", type=positive, default=1000, help="the RTB key's buyer deadline"
+    )
+    parser.add_argument("--no-pin", action="store_true", help="leave CPU placement to Linux")
+    parser.add_argument("--json-only", action="store_true", help="print only the JSON line")
+    parser.add_argument("--serve-buyers", action="store_true", help="be the buyer fleet (internal)")
+    args = parser.parse_args(argv)
+    if not args.serve_buyers and not args.concurrency:
+        parser.error("--concurrency is required")
+    return args
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a non-negative number")
+    return value
+
+
+def placement(args: argparse.Namespace) -> tuple[str, str]:
+    """CPU lists for callbid and for wrk with the fleet: a core each, or all with --no-pin."""
+    if args.no_pin:
+        every = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+        return every, every
+    return core_split(1)
+
+
+def bench(args: argparse.Namespace, say: Say) -> int:
+    server_cores, client_cores = placement(args)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="callbid-fanout-")))
+        say(f"buyer fleet: {args.buyers} buyers, {args.delay_ms:g} ms (cores {client_cores})")
+        fleet = stack.enter_context(
+            running_fleet(args.buyers, args.delay_ms, client_cores, workdir)
+        )
+        say(f"starting callbid serve --workers 1 (cores {server_cores}; wrk on {client_cores})")
+        server = stack.enter_context(running_server("memory", 1, server_cores, fanout_env(workdir)))
+        runs = bench_server(server, fleet, client_cores, args, say)
+        code = verdict(runs, server, fleet, args)
+    pings = sum(run.wrk.requests for run in runs)
+    say(f"the buyer fleet answered {fleet.served} requests; {pings} pings were measured")
+    return code
+
+
+def bench_server(
+    server: Server, fleet: Fleet, wrk_cores: str, args: argparse.Namespace, say: Say
+) -> list[Run]:
+    """Configure the campaign, check it with one ping, then measure each concurrency."""
+    require_passthrough(server.base_url)
+    demo = demo_credentials(server.env, server.workdir)
+    key = build_campaign(server.base_url, demo["admin_token"], fleet, args.timeout_ms)
+    target = Target(server.base_url, f"{server.base_url}/rtbs.json", key, demo["publisher_id"])
+    took = sanity_ping(target.ping_url, key, target.publisher_id, fleet.bids)
+    say(f"sanity ping reserved for half the top bid in {took:.1f} ms")
+    offset, runs = random.randrange(NUMBER_SPACE), []
+    for index, concurrency in enumerate(args.concurrency):
+        say(f"pings: {concurrency} connections, {args.warmup} s warm-up, {args.seconds} s")
+        pin = pinned(wrk_cores)
+        runs.append(measure(target, concurrency, args, pin, offset + index * RUN_STRIDE))
+    return runs
+
+
+def verdict(runs: list[Run], server: Server, fleet: Fleet, args: argparse.Namespace) -> int:
+    """Report the runs; 1 when a run failed, the server or the fleet died, or the server
+    logged a traceback."""
+    found = problems(runs)
+    if fleet.proc.poll() is not None:
+        found.append(f"the buyer fleet died ({fleet.proc.returncode}):\n{fleet.complaints()}")
+    elif fleet.complaints():
+        found.append(f"the buyer fleet complained:\n{fleet.complaints()}")
+    if server.proc.poll() is not None:
+        found.append(f"server died ({server.proc.returncode}):\n{tail(server.stderr)}")
+    elif not healthy(f"{server.base_url}/healthz"):
+        found.append("server does not answer /healthz after the run")
+    note = server_log_note(server)
+    if note:
+        found.append(note)
+    report(runs, args, [note] if note else [])
+    for problem in found:
+        print(f"[bench] FAILED {problem}", file=sys.stderr)
+    return 1 if found else 0
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.serve_buyers:
+        run_fleet(args.buyers, args.delay_ms)
+        return 0
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
+    try:
+        return bench(args, Say(args.json_only))
+    except BenchError as exc:
+        print(f"[bench] {exc}", file=sys.stderr)
+        return 1
+    except subprocess.TimeoutExpired as exc:
+        print(f"[bench] timed out: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("[bench] interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

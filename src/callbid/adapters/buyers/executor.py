@@ -1,0 +1,385 @@
+"""The buyer fan-out: ask every buyer of a ping at once, answer for each by one deadline.
+
+`BuyerExecutor.ping_all` sends each `BuyerPing` as its own task on one shared aiohttp session,
+waits once until the deadline, cancels the late and reports them as timeouts. It owns the
+connection pool, the outbound address guard (no private addresses unless allow-listed), the
+bounded body read and the per-buyer circuit breakers; what a buyer's answer means is its
+dialect's `parse`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import hdrs
+from yarl import URL
+
+from callbid.adapters.buyers.breaker import Breakers
+from callbid.adapters.buyers.guard import AddressGuard, AddressRefused, GuardedResolver
+from callbid.adapters.buyers.types import BuyerPing
+from callbid.domain.buyers import BuyerReply, ReplyOutcome
+
+#: aiohttp warns when asked to clean up closed TLS transports on Pythons that no longer leak
+#: them (3.12.8+, 3.13.1+).
+_NEEDS_CLEANUP_CLOSED = sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_info < (
+    3,
+    13,
+    1,
+)
+#: How long cancelled pings get to unwind before `ping_all` returns without them.
+_DRAIN_SECONDS = 0.01
+#: UTF-8 takes at most 4 bytes a character: enough bytes for the logged excerpt.
+_EXCERPT_CHARS = 500
+_EXCERPT_BYTES = 4 * _EXCERPT_CHARS
+_SCHEMES = frozenset({"http", "https"})
+_FAILURE_DETAILS: tuple[tuple[type[BaseException], str], ...] = (
+    (aiohttp.ServerDisconnectedError, "server disconnected"),
+    (aiohttp.ClientSSLError, "tls failed"),
+    (aiohttp.ClientConnectorDNSError, "dns failed"),
+    (aiohttp.ClientConnectorError, "connect failed"),
+    (aiohttp.ClientPayloadError, "bad payload"),
+    (aiohttp.ClientResponseError, "bad response"),
+    (aiohttp.InvalidURL, "invalid url"),
+    (ConnectionResetError, "connection reset"),
+    (aiohttp.ClientConnectionError, "connection failed"),
+)
+
+
+class ResponseTooLarge(Exception):
+    """A buyer's answer is longer than the executor reads; `head` is what was read."""
+
+    def __init__(self, head: bytes) -> None:
+        super().__init__("response too large")
+        self.head = head
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What is known of a ping in flight, for its reply if the deadline cuts it short."""
+
+    ping: BuyerPing
+    started: float
+    status: int | None = None
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A short, stable detail for a failed request (`connect failed`, `server disconnected`);
+    the exception's class name when it is not a known kind."""
+    for kind, detail in _FAILURE_DETAILS:
+        if isinstance(exc, kind):
+            return detail
+    return type(exc).__name__
+
+
+def excerpt(body: bytes | None) -> str | None:
+    """The start of a body for the decision log; None when nothing was read."""
+    if not body:
+        return None
+    return body[:_EXCERPT_BYTES].decode("utf-8", errors="replace")[:_EXCERPT_CHARS]
+
+
+def settles_ok(outcome: ReplyOutcome) -> bool | None:
+    """What a reply means for the buyer's circuit: it answered (True), it failed (False) or
+    it was never sent (None)."""
+    if outcome is ReplyOutcome.SKIPPED:
+        return None
+    return outcome in (ReplyOutcome.ACCEPTED, ReplyOutcome.DECLINED)
+
+
+def answer_all(pings: Sequence[BuyerPing], outcome: ReplyOutcome, detail: str) -> list[BuyerReply]:
+    """The same unsent answer for every ping."""
+    return [BuyerReply(ping.target_id, outcome, detail=detail) for ping in pings]
+
+
+class BuyerExecutor:
+    """Sends buyer pings over one pooled aiohttp session; `start` before use, `close` after."""
+
+    def __init__(
+        self,
+        *,
+        pool_size: int = 256,
+        max_body_bytes: int = 65536,
+        allow_networks: Sequence[str] = (),
+        breakers: Breakers | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        user_agent: str = "callbid",
+    ) -> None:
+        """`allow_networks`: CIDRs buyers may be reached at although not public (ValueError if
+        one is malformed); `clock`: the breakers' monotonic time."""
+        self.pool_size = pool_size
+        self.max_body_bytes = max_body_bytes
+        self.guard = AddressGuard(allow_networks)
+        self.breakers = breakers if breakers is not None else Breakers()
+        self.user_agent = user_agent
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+        self._resolver: GuardedResolver | None = None
+        self._stragglers: set[asyncio.Task[BuyerReply]] = set()
+
+    async def start(self) -> None:
+        """Create the session and its connection pool (on the running loop)."""
+        if self._session is not None:
+            return
+        self._resolver = GuardedResolver(self.guard)
+        connector = aiohttp.TCPConnector(
+            limit=self.pool_size,
+            limit_per_host=0,
+            keepalive_timeout=30,
+            ttl_dns_cache=60,
+            resolver=self._resolver,
+            enable_cleanup_closed=_NEEDS_CLEANUP_CLOSED,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=True,
+            raise_for_status=False,
+            timeout=aiohttp.ClientTimeout(total=None),
+            headers={hdrs.USER_AGENT: self.user_agent},
+        )
+
+    async def close(self) -> None:
+        """Cancel what is still unwinding and close every connection."""
+        for task in self._stragglers:
+            task.cancel()
+        if self._stragglers:
+            await asyncio.gather(*self._stragglers, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
+
+    def breaker_state(self, key: str) -> str:
+        """One buyer's circuit state (`closed`, `open`, `half_open`)."""
+        return self.breakers.state(key)
+
+    def breaker_states(self) -> dict[str, str]:
+        """Each buyer's circuit state (`closed`, `open`, `half_open`), for metrics."""
+        return self.breakers.states()
+
+    async def ping_all(self, pings: Sequence[BuyerPing], deadline: float) -> list[BuyerReply]:
+        """Ping every buyer concurrently and return one reply per ping, in order.
+
+        `deadline` is absolute on the running loop's clock. Returns by the deadline plus a few
+        milliseconds and never raises (unless the caller is cancelled): a ping the deadline
+        cut short is a TIMEOUT, one that could not be sent is SKIPPED (`circuit open`,
+        `address not allowed`, `bad scheme`), a failure is an ERROR. When the deadline has
+        passed already, nothing is sent.
+        """
+        started = asyncio.get_running_loop().time()
+        if self._session is None:
+            return answer_all(pings, ReplyOutcome.ERROR, "executor closed")
+        if deadline <= started:
+            return answer_all(pings, ReplyOutcome.TIMEOUT, "deadline")
+        replies: list[BuyerReply | None] = [None] * len(pings)
+        tasks = self._launch(self._session, pings, replies, started)
+        if tasks:
+            try:
+                await self._collect(tasks, replies, deadline)
+            except asyncio.CancelledError:
+                self._abandon(tasks)
+                raise
+            self._settle(tasks, replies)
+        return [reply for reply in replies if reply is not None]
+
+    def _launch(
+        self,
+        session: aiohttp.ClientSession,
+        pings: Sequence[BuyerPing],
+        replies: list[BuyerReply | None],
+        started: float,
+    ) -> dict[asyncio.Task[BuyerReply], tuple[int, _Attempt]]:
+        """Start a task per ping that may be sent; fill in SKIPPED replies for the others."""
+        now = self._clock()
+        tasks: dict[asyncio.Task[BuyerReply], tuple[int, _Attempt]] = {}
+        for index, ping in enumerate(pings):
+            url = self._screen(ping, now)
+            if isinstance(url, str):
+                replies[index] = BuyerReply(ping.target_id, ReplyOutcome.SKIPPED, detail=url)
+                continue
+            attempt = _Attempt(ping, started)
+            tasks[asyncio.create_task(self._send(session, url, attempt))] = (index, attempt)
+        return tasks
+
+    def _screen(self, ping: BuyerPing, now: float) -> URL | str:
+        """The URL to send to, or why the ping is not sent. Asks the breaker last, so that a
+        probe is only taken for a ping that goes out."""
+        try:
+            url = URL(ping.request.url)
+        except (ValueError, TypeError):
+            return "bad url"
+        if url.scheme not in _SCHEMES:
+            return "bad scheme"
+        host = url.raw_host
+        if not host:
+            return "bad url"
+        if not self.guard.allows_host(host):
+            return "address not allowed"
+        if not self.breakers.allow(ping.breaker_key, now):
+            return "circuit open"
+        return url
+
+    async def _collect(
+        self,
+        tasks: dict[asyncio.Task[BuyerReply], tuple[int, _Attempt]],
+        replies: list[BuyerReply | None],
+        deadline: float,
+    ) -> None:
+        """Wait once until the deadline; cancel the late, give them a moment to unwind."""
+        loop = asyncio.get_running_loop()
+        _, pending = await asyncio.wait(tasks, timeout=deadline - loop.time())
+        if pending:
+            for task in pending:
+                task.cancel()
+            _, unwinding = await asyncio.wait(pending, timeout=_DRAIN_SECONDS)
+            self._keep(unwinding)
+        ended = loop.time()
+        for task, (index, attempt) in tasks.items():
+            replies[index] = self._reply_of(task, attempt, ended)
+
+    def _reply_of(
+        self, task: asyncio.Task[BuyerReply], attempt: _Attempt, ended: float
+    ) -> BuyerReply:
+        """A finished task's reply; a cancelled or unfinished one is a deadline TIMEOUT; an
+        exception is an ERROR named after it."""
+        if not task.done() or task.cancelled():
+            return self._failed(attempt, ended, ReplyOutcome.TIMEOUT, "deadline")
+        exc = task.exception()
+        if exc is not None:
+            return self._failed(attempt, ended, ReplyOutcome.ERROR, type(exc).__name__)
+        return task.result()
+
+    def _settle(
+        self,
+        tasks: dict[asyncio.Task[BuyerReply], tuple[int, _Attempt]],
+        replies: list[BuyerReply | None],
+    ) -> None:
+        """Tell each sent ping's breaker how it went."""
+        now = self._clock()
+        for index, attempt in tasks.values():
+            reply = replies[index]
+            ok = settles_ok(reply.outcome) if reply is not None else None
+            key = attempt.ping.breaker_key
+            if ok is None:
+                self.breakers.release(key)
+            else:
+                self.breakers.record(key, ok, now)
+
+    def _abandon(self, tasks: dict[asyncio.Task[BuyerReply], tuple[int, _Attempt]]) -> None:
+        """The caller was cancelled: cancel every ping, free the probes they held."""
+        for task, (_, attempt) in tasks.items():
+            task.cancel()
+            self.breakers.release(attempt.ping.breaker_key)
+        self._keep(set(tasks))
+
+    def _keep(self, tasks: set[asyncio.Task[BuyerReply]]) -> None:
+        """Hold cancelled tasks until they finish unwinding (and retrieve their outcome)."""
+        for task in tasks:
+            if task.done():
+                self._drop_straggler(task)
+            else:
+                self._stragglers.add(task)
+                task.add_done_callback(self._drop_straggler)
+
+    def _drop_straggler(self, task: asyncio.Task[BuyerReply]) -> None:
+        self._stragglers.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    async def _send(
+        self, session: aiohttp.ClientSession, url: URL, attempt: _Attempt
+    ) -> BuyerReply:
+        """Send one ping and parse its answer; request failures become replies."""
+        loop = asyncio.get_running_loop()
+        attempt.started = loop.time()
+        request = attempt.ping.request
+        try:
+            async with session.request(
+                request.method,
+                url,
+                headers=request.headers,
+                data=request.body,
+                allow_redirects=False,
+            ) as response:
+                attempt.status = response.status
+                body = await self._read_body(response)
+                content_type = response.headers.get(hdrs.CONTENT_TYPE)
+        except ResponseTooLarge as exc:
+            detail = f"response over {self.max_body_bytes} bytes"
+            return self._failed(attempt, loop.time(), ReplyOutcome.ERROR, detail, exc.head)
+        except TimeoutError:
+            return self._failed(attempt, loop.time(), ReplyOutcome.TIMEOUT, "timeout")
+        except (aiohttp.ClientError, OSError) as exc:
+            return self._failed(attempt, loop.time(), *self._classify(exc))
+        return self._parsed(attempt, body, content_type, loop.time())
+
+    @staticmethod
+    def _classify(exc: BaseException) -> tuple[ReplyOutcome, str]:
+        """A request failure as an outcome: a refused address is SKIPPED, the rest ERROR."""
+        refused = isinstance(exc, AddressRefused) or (
+            isinstance(exc, aiohttp.ClientConnectorError)
+            and isinstance(exc.os_error, AddressRefused)
+        )
+        if refused:
+            return ReplyOutcome.SKIPPED, "address not allowed"
+        return ReplyOutcome.ERROR, describe_failure(exc)
+
+    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, or ResponseTooLarge as soon as it is longer than the limit (the
+        connection is then closed, not reused)."""
+        limit = self.max_body_bytes
+        length = response.content_length
+        if length is not None and length > limit:
+            response.close()
+            raise ResponseTooLarge(b"")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await response.content.readany():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise ResponseTooLarge(b"".join(chunks))
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    @staticmethod
+    def _parsed(
+        attempt: _Attempt, body: bytes, content_type: str | None, ended: float
+    ) -> BuyerReply:
+        status = attempt.status if attempt.status is not None else 0
+        parsed = attempt.ping.parse(status, body, content_type)
+        return BuyerReply(
+            attempt.ping.target_id,
+            parsed.outcome,
+            latency_ms=round((ended - attempt.started) * 1000, 1),
+            http_status=attempt.status,
+            bid=parsed.bid,
+            number=parsed.number,
+            seconds=parsed.seconds,
+            detail=parsed.detail,
+            body=excerpt(body),
+        )
+
+    @staticmethod
+    def _failed(
+        attempt: _Attempt,
+        ended: float,
+        outcome: ReplyOutcome,
+        detail: str,
+        body: bytes | None = None,
+    ) -> BuyerReply:
+        return BuyerReply(
+            attempt.ping.target_id,
+            outcome,
+            latency_ms=round((ended - attempt.started) * 1000, 1),
+            http_status=attempt.status,
+            detail=detail,
+            body=excerpt(body),
+        )

@@ -1,0 +1,143 @@
+"""Outbound address guard: buyer URLs may not reach the operator's own network (SSRF).
+
+`AddressGuard` decides per IP address; `GuardedResolver` applies it to every DNS answer at
+connect time, so a buyer hostname that resolves (or is rebound) to 127.0.0.1 is refused. aiohttp
+does not call its resolver for IP-literal hosts: the executor checks those with
+`AddressGuard.allows_host` before sending.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Sequence
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_SHARED = ipaddress.IPv4Network("100.64.0.0/10")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_INET_ATON = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}", re.IGNORECASE)
+#: Hosts remembered by `allows_host`; the cache is emptied when it grows past this.
+_HOST_CACHE_SIZE = 4096
+
+
+class AddressRefused(OSError):
+    """Every address a buyer's host resolved to is refused by the guard."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"address not allowed: {host}")
+        self.host = host
+
+
+def embedded_ipv4(addr: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for (IPv4-mapped, 6to4, NAT64), if any."""
+    if isinstance(addr, ipaddress.IPv4Address):
+        return None
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    if addr.sixtofour is not None:
+        return addr.sixtofour
+    if addr in _NAT64:
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    return None
+
+
+def is_public(addr: IPAddress) -> bool:
+    """Whether `addr` is a global unicast address (judged by the IPv4 address it embeds,
+    if it embeds one)."""
+    inner = embedded_ipv4(addr)
+    if inner is not None:
+        return is_public(inner)
+    special = (
+        addr.is_private
+        or addr.is_loopback
+        or addr.is_link_local
+        or addr.is_multicast
+        or addr.is_reserved
+        or addr.is_unspecified
+        or (isinstance(addr, ipaddress.IPv6Address) and addr.is_site_local)
+        or addr in _SHARED
+    )
+    return addr.is_global and not special
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """`text` as an IP address (an IPv6 zone suffix dropped), None if it is not one."""
+    try:
+        return ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return None
+
+
+def _looks_numeric(host: str) -> bool:
+    # What inet_aton would still read as an IPv4 address: 2130706433, 0x7f.1, 0177.0.0.1, 127.1.
+    return _INET_ATON.fullmatch(host) is not None
+
+
+class AddressGuard:
+    """Refuses non-public addresses unless they are inside the operator's allow-list."""
+
+    def __init__(self, allow: Sequence[str] = ()) -> None:
+        """`allow`: CIDR strings (`127.0.0.0/8`, `10.1.2.3/32`); ValueError if one is not."""
+        self.allow: tuple[IPNetwork, ...] = tuple(
+            ipaddress.ip_network(cidr, strict=False) for cidr in allow
+        )
+        self._hosts: dict[str, bool] = {}
+
+    def is_allowed(self, ip: str) -> bool:
+        """Whether a connection to `ip` may be made. Not an IP address: refused."""
+        addr = parse_ip(ip)
+        if addr is None:
+            return False
+        return is_public(addr) or self._in_allow_list(addr)
+
+    def allows_host(self, host: str) -> bool:
+        """Whether a URL's host may be connected to, as far as can be told before DNS: an
+        IP literal is checked here, a numeric form that is not a plain IP is refused, and a
+        hostname passes (its addresses are checked by `GuardedResolver`)."""
+        verdict = self._hosts.get(host)
+        if verdict is None:
+            verdict = self._check_host(host)
+            if len(self._hosts) >= _HOST_CACHE_SIZE:
+                self._hosts.clear()
+            self._hosts[host] = verdict
+        return verdict
+
+    def _check_host(self, host: str) -> bool:
+        literal = host[1:-1] if host.startswith("[") else host
+        if parse_ip(literal) is not None:
+            return self.is_allowed(literal)
+        return ":" not in literal and not _looks_numeric(literal.rstrip("."))
+
+    def _in_allow_list(self, addr: IPAddress) -> bool:
+        inner = embedded_ipv4(addr)
+        return any(addr in net or (inner is not None and inner in net) for net in self.allow)
+
+
+class GuardedResolver(AbstractResolver):
+    """A resolver that keeps only the addresses the guard allows.
+
+    Raises `AddressRefused` when none is left (aiohttp wraps it in a
+    `ClientConnectorDNSError` whose `os_error` it is); other lookup failures pass through.
+    """
+
+    def __init__(self, guard: AddressGuard, inner: AbstractResolver | None = None) -> None:
+        self.guard = guard
+        self._inner = inner if inner is not None else DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed = [result for result in results if self.guard.is_allowed(result["host"])]
+        if not allowed:
+            raise AddressRefused(host)
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
