@@ -49,7 +49,6 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, cast
 from urllib.parse import urlencode
 
@@ -66,6 +65,7 @@ from rtb import (
     Target,
     WrkResult,
     _die_with_parent,
+    _terminate,
     core_split,
     counts_text,
     demo_credentials,
@@ -206,7 +206,7 @@ def server_port(server: asyncio.Server) -> int:
     return int(server.sockets[0].getsockname()[1])
 
 
-async def serve_fleet(buyers: int, delay_ms: float) -> None:
+async def serve_fleet(buyers: int, delay_ms: int) -> None:
     """Print `{"ports": [...], "bids": [...]}`, serve until SIGTERM or SIGINT, then print
     `{"served": N}` (requests answered)."""
     served, bids = [0], buyer_bids(buyers)
@@ -222,7 +222,7 @@ async def serve_fleet(buyers: int, delay_ms: float) -> None:
     print(json.dumps({"served": served[0]}), flush=True)
 
 
-def run_fleet(buyers: int, delay_ms: float) -> None:
+def run_fleet(buyers: int, delay_ms: int) -> None:
     """The fleet process's main: on uvloop when it is installed."""
     try:
         import uvloop
@@ -270,7 +270,7 @@ def stop_fleet(proc: subprocess.Popen[str]) -> int | None:
 
 
 @contextlib.contextmanager
-def running_fleet(buyers: int, delay_ms: float, cores: str, workdir: Path) -> Iterator[Fleet]:
+def running_fleet(buyers: int, delay_ms: int, cores: str, workdir: Path) -> Iterator[Fleet]:
     """The mock buyers in a process of their own pinned to `cores`, its stderr in `workdir`,
     stopped on exit; it gets SIGTERM should the bench die. BenchError if it does not start."""
     command = [sys.executable, str(Path(__file__).resolve()), "--serve-buyers"]
@@ -339,20 +339,6 @@ def fanout_env(workdir: Path) -> dict[str, str]:
     """The embedded default (SQLite in `workdir`, in-process hot state), buyers on loopback."""
     env = server_env("memory", workdir) | {"CALLBID_STORE": "memory"}
     return env | {"CALLBID_BUYER_ALLOW_NETWORKS": LOOPBACK_NETWORKS}
-
-
-def require_passthrough(base: str) -> None:
-    """BenchError unless the server's admin API takes passthrough buyers and bids."""
-    with urllib.request.urlopen(f"{base}/openapi.json", timeout=30) as answer:
-        schemas = json.loads(answer.read()).get("components", {}).get("schemas", {})
-    wanted = {"TargetCreate": "passthrough", "CampaignCreate": "routing_strategy"}
-    missing = [
-        f"{schema}.{name}"
-        for schema, name in wanted.items()
-        if name not in schemas.get(schema, {}).get("properties", {})
-    ]
-    if missing:
-        raise BenchError(f"this callbid lacks buyer passthrough ({', '.join(missing)})")
 
 
 def passthrough(url: str) -> dict[str, Any]:
@@ -425,13 +411,13 @@ class Run:
     wrk: WrkResult
     lateness: Lateness
     late: int
-    delay_ms: float
+    delay_ms: int
+    cpu_share: float  # callbid's CPU time over the run's wall time
 
     @property
     def failed(self) -> int:
-        """Non-2xx, socket errors and 2xx answers that are not a reservation."""
-        answered = sum(n for status, n in self.wrk.statuses.items() if status != "failed")
-        return self.wrk.failed + answered - self.wrk.statuses.get("reserved", 0)
+        """Answers other than a reservation (non-2xx too), and socket errors."""
+        return self.wrk.requests - self.wrk.statuses.get("reserved", 0) + self.wrk.socket_errors
 
     def figures(self) -> dict[str, float | int]:
         lat = self.wrk.latency_ms
@@ -468,19 +454,40 @@ def wrk_pings(
     return parse_wrk(done.stdout), parse_lateness(done.stdout)
 
 
-def measure(
-    target: Target, concurrency: int, args: argparse.Namespace, pin: list[str], offset: int
-) -> Run:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (0 where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Pinger:
+    """Where wrk pings, pinned how, and the process whose CPU time the runs take."""
+
+    target: Target
+    pin: list[str]
+    server_pid: int
+
+
+def measure(pinger: Pinger, concurrency: int, args: argparse.Namespace, offset: int) -> Run:
     """`--warmup` seconds of pings, then `--seconds` measured, each on caller numbers of its
     own from `offset` on."""
+    target, pin = pinger.target, pinger.pin
     deadline = {"CALLBID_BENCH_DEADLINE_MS": str(args.timeout_ms)}
     if args.warmup:
         env = ping_env(target, offset, count=False) | deadline
         wrk_pings(target.ping_url, concurrency, args.warmup, pin, env)
     env = ping_env(target, offset + RUN_STRIDE // 2, count=True) | deadline
+    cpu, wall = cpu_seconds(pinger.server_pid), time.monotonic()
     result, lateness = wrk_pings(target.ping_url, concurrency, args.seconds, pin, env)
+    share = (cpu_seconds(pinger.server_pid) - cpu) / (time.monotonic() - wall)
+    if lateness.deadline_us != args.timeout_ms * 1000:
+        raise BenchError(f"fanout.lua took the deadline for {lateness.deadline_us} µs")
     late = late_answers(lateness, result.requests)
-    return Run(concurrency, result, lateness, late, args.delay_ms)
+    return Run(concurrency, result, lateness, late, args.delay_ms, share)
 
 
 # ---------------------------------------------------------------- report
@@ -488,15 +495,15 @@ def measure(
 
 def table(runs: Sequence[Run]) -> str:
     columns = ("conns", "pings/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "over p99")
-    columns += ("late", "non-2xx", "errors")
-    widths = (6, 9, 8, 8, 8, 8, 9, 6, 8, 7)
+    columns += ("late", "non-2xx", "errors", "cpu %")
+    widths = (6, 9, 8, 8, 8, 8, 9, 6, 8, 7, 6)
     lines = [" ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))]
     for run in runs:
         lat, wrk = run.wrk.latency_ms, run.wrk
         lines.append(
             f"{run.concurrency:6d} {wrk.requests_per_s:9.1f} {lat[50]:8.2f} {lat[90]:8.2f}"
             f" {lat[99]:8.2f} {run.lateness.max_us / 1000:8.2f} {lat[99] - run.delay_ms:9.2f}"
-            f" {run.late:6d} {wrk.non_2xx:8d} {wrk.socket_errors:7d}"
+            f" {run.late:6d} {wrk.non_2xx:8d} {wrk.socket_errors:7d} {100 * run.cpu_share:6.0f}"
         )
     return "\n".join(lines)
 
@@ -539,7 +546,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=positive, default=10, help="each measured run")
     parser.add_argument("--warmup", type=non_negative, default=2, help="seconds before each run")
     parser.add_argument("--buyers", type=positive, default=5, help="mock buyers in the fleet")
-    parser.add_argument("--delay-ms", type=non_negative_float, default=20.0, help="buyer delay")
+    parser.add_argument("--delay-ms", type=non_negative, default=20, help="buyers' answer delay")
     parser.add_argument(
         "--timeout-ms", type=positive, default=1000, help="the RTB key's buyer deadline"
     )
@@ -550,13 +557,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not args.serve_buyers and not args.concurrency:
         parser.error("--concurrency is required")
     return args
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a non-negative number")
-    return value
 
 
 def placement(args: argparse.Namespace) -> tuple[str, str]:
@@ -588,17 +588,19 @@ def bench_server(
     server: Server, fleet: Fleet, wrk_cores: str, args: argparse.Namespace, say: Say
 ) -> list[Run]:
     """Configure the campaign, check it with one ping, then measure each concurrency."""
-    require_passthrough(server.base_url)
     demo = demo_credentials(server.env, server.workdir)
     key = build_campaign(server.base_url, demo["admin_token"], fleet, args.timeout_ms)
     target = Target(server.base_url, f"{server.base_url}/rtbs.json", key, demo["publisher_id"])
-    took = sanity_ping(target.ping_url, key, target.publisher_id, fleet.bids)
+    try:
+        took = sanity_ping(target.ping_url, key, target.publisher_id, fleet.bids)
+    except BenchError as exc:
+        raise BenchError(f"{exc}\n{server_log_note(server) or tail(server.stderr, 10)}") from exc
     say(f"sanity ping reserved for half the top bid in {took:.1f} ms")
+    pinger = Pinger(target, pinned(wrk_cores), server.proc.pid)
     offset, runs = random.randrange(NUMBER_SPACE), []
     for index, concurrency in enumerate(args.concurrency):
         say(f"pings: {concurrency} connections, {args.warmup} s warm-up, {args.seconds} s")
-        pin = pinned(wrk_cores)
-        runs.append(measure(target, concurrency, args, pin, offset + index * RUN_STRIDE))
+        runs.append(measure(pinger, concurrency, args, offset + index * RUN_STRIDE))
     return runs
 
 
@@ -621,10 +623,6 @@ def verdict(runs: list[Run], server: Server, fleet: Fleet, args: argparse.Namesp
     for problem in found:
         print(f"[bench] FAILED {problem}", file=sys.stderr)
     return 1 if found else 0
-
-
-def _terminate(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:

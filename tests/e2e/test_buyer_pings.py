@@ -177,3 +177,146 @@ async def test_misbehaving_buyers_never_stall_or_break_the_ping(svc: Service, bu
     assert rows["garbage"]["ping"]["body"] == "<html>bid=300</html>"
     assert view["revenue"] == 30.0
     assert view["target_id"] == built.target_ids[0]
+
+
+# --- configuration through the admin API ----------------------------------------------------
+
+
+async def admin(svc: Service, built: Built, method: str, path: str, body: Any = None) -> Any:
+    return await svc.client.request(
+        method, f"/api/v1{path}", json=body, headers={"Authorization": f"Bearer {built.token}"}
+    )
+
+
+async def test_admin_api_stores_a_template_with_overrides_and_routes_with_it(
+    svc: Service, buyers: str
+) -> None:
+    built = await bidding_campaign(svc, buyers, [])
+    config = {
+        "template": "callbid",
+        "url": f"{buyers}/rich",
+        "mapping": {"accepted": "accepted", "accepted_values": ["true"], "bid": "bid"},
+    }
+    created = await admin(
+        svc,
+        built,
+        "POST",
+        "/targets",
+        {"name": "api buyer", "destination": "+13125550199", "passthrough": config, "bid": 1.5},
+    )
+    assert created.status_code == 201, created.text
+    target = created.json()
+    assert target["passthrough"] == config
+    assert target["bid"] == 1.5
+    pooled = await admin(
+        svc, built, "PATCH", f"/campaigns/{built.campaign_id}", {"target_ids": [target["id"]]}
+    )
+    assert pooled.status_code == 200, pooled.text
+
+    body = (await ping(svc, built)).json()
+
+    assert body["status"] == "reserved"
+    assert body["retreaver_payout"] == 15.0
+    removed = await admin(svc, built, "PATCH", f"/targets/{target['id']}", {"passthrough": None})
+    assert removed.status_code == 200
+    assert removed.json()["passthrough"] is None
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"template": "custom", "url": "ftp://buyer.example/bid", "mapping": {"bid": "bid"}},
+            "url",
+        ),
+        (
+            {"template": "custom", "url": "https://buyer.example/bid", "mapping": {"bid": "a[["}},
+            "bid",
+        ),
+        ({"template": "custom", "url": "https://buyer.example/bid"}, "mapping"),
+        ({"template": "nope", "url": "https://buyer.example/bid"}, "template"),
+        (
+            {
+                "template": "ringba",
+                "url": "https://buyer.example/bid",
+                "headers": {"X-Evil": "a\r\nInjected: 1"},
+            },
+            "header",
+        ),
+    ],
+)
+async def test_admin_api_refuses_a_bad_passthrough_with_the_reason(
+    svc: Service, config: dict[str, Any], message: str
+) -> None:
+    built = await build_campaign(svc.runtime.sessions)
+    target = {"name": "bad", "destination": "+13125550199", "passthrough": config}
+
+    response = await admin(svc, built, "POST", "/targets", target)
+
+    assert response.status_code == 422, response.text
+    assert message in response.json()["info"]
+    listed = await admin(svc, built, "GET", "/targets")
+    assert [t["name"] for t in listed.json()] == ["target0"]
+
+
+async def test_a_campaign_passthrough_gates_targets_without_their_own(
+    svc: Service, buyers: str
+) -> None:
+    built = await build_campaign(svc.runtime.sessions)
+    gate = {"template": "custom", "url": f"{buyers}/empty", "mapping": {"accepted": "accepted"}}
+    changed = await admin(
+        svc, built, "PATCH", f"/campaigns/{built.campaign_id}", {"passthrough": gate}
+    )
+    assert changed.status_code == 200, changed.text
+
+    body = (await ping(svc, built)).json()
+
+    assert body["status"] == "no-target"
+    view = await owner_view(svc, built, body["uuid"])
+    assert [(r["target_name"], r["outcome"]) for r in view["decision_log"]] == [
+        ("target0", "ping_declined"),
+        ("campaign passthrough", "ping_declined"),
+    ]
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+async def test_metrics_count_buyers_outcomes_latency_and_timeouts(
+    svc: Service, buyers: str
+) -> None:
+    built = await bidding_campaign(svc, buyers, ["rich", "slow", "error"])
+    await ping(svc, built)
+
+    response = await svc.client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    rich, slow, failing = (str(t) for t in built.target_ids)
+    assert f'callbid_buyer_pings_total{{buyer="{rich}",outcome="accepted"}} 1.0' in text
+    assert f'callbid_buyer_pings_total{{buyer="{slow}",outcome="timeout"}} 1.0' in text
+    assert f'callbid_buyer_pings_total{{buyer="{failing}",outcome="error"}} 1.0' in text
+    assert f'callbid_buyer_timeouts_total{{buyer="{slow}"}} 1.0' in text
+    assert f'callbid_buyer_ping_seconds_count{{buyer="{rich}"}} 1.0' in text
+    assert f'callbid_buyer_breaker_state{{buyer="{failing}"}} 0.0' in text
+    assert 'callbid_ping_seconds_count{status="reserved"} 1.0' in text
+
+
+async def test_a_failing_buyer_opens_its_breaker_and_is_skipped(
+    make_service: Any, buyers: str
+) -> None:
+    async with make_service(buyer_allow_networks=LOOPBACK, breaker_failures=2) as svc:
+        built = await bidding_campaign(svc, buyers, ["error", "modest"])
+        for n in range(3):
+            await ping(svc, built, caller=f"+1303555{n:04d}")
+
+        body = (await ping(svc, built, caller="+13035559999")).json()
+
+        view = await owner_view(svc, built, body["uuid"])
+        failing = view["decision_log"][0]
+        assert failing["outcome"] == "ping_skipped"
+        assert failing["ping"]["detail"] == "circuit open"
+        assert view["decision_log"][1]["outcome"] == "selected"
+        text = (await svc.client.get("/metrics")).text
+        assert f'callbid_buyer_breaker_state{{buyer="{built.target_ids[0]}"}} 2.0' in text
