@@ -11,21 +11,25 @@ highest bid. Then, for each `--concurrency`, wrk (`fanout.lua`: ping.lua's pings
 each, plus the late count) runs `--warmup` seconds and then `--seconds` measured.
 
 Output: a table row per concurrency (pings/s, p50/p90/p99/max ms, overhead p99 = p99 minus
-`--delay-ms`, late, non-2xx, socket errors), the answers by JSON status and HTTP code, then
-as the LAST line one JSON object: `pings_per_s`, `p50_ms`, `p99_ms`, `overhead_p99_ms`, `late`
-and `concurrency` of the last concurrency given, and `runs`, the same figures for every
-concurrency in the order given. `late` counts answers slower than the key's deadline, exactly,
-from wrk's latency histogram (one slot a microsecond); it is 0 only when wrk's slowest answer
-took at most the deadline. Exits 1 when the sanity ping fails, when more than 1 % of the pings
-failed (non-2xx, socket errors or an answer other than `reserved`), when the server dies or
-logs a traceback; 130 when interrupted.
+`--delay-ms`, late, non-2xx, socket errors, and callbid's CPU use in % of one core), the answers
+by JSON status and HTTP code, then as the LAST line one JSON object: `pings_per_s`, `p50_ms`,
+`p99_ms`, `overhead_p99_ms`, `late` and `concurrency` of the LAST concurrency given, and `runs`,
+a list of the same objects for every concurrency in the order given. `late` counts the pings
+answered after the key's deadline: 0 exactly when wrk's slowest answer took at most the
+deadline, else the count fanout.lua derives from wrk's latency histogram (exact unless wrk
+also counted timeouts, which are added). Exits 1 when the sanity ping fails, when more than 1 %
+of the pings failed (non-2xx, socket errors or an answer other than `reserved`), when the
+server or the fleet dies or the server logs a traceback; 130 when interrupted.
 
 CPU placement (2 cores here): callbid alone on the first core, wrk and the buyer fleet on the
-last (`rtb.core_split(1)`). callbid is the system under test and one worker uses one core at
-most; wrk needs about 30 µs a ping and the fleet about 25 µs a buyer request, so together they
-use well under a core at the rates callbid reaches and never steal its core; unpinned, the
-scheduler moves them onto callbid's core and the figures vary more from run to run. `--no-pin`
-leaves placement to the scheduler, for comparison.
+last (`rtb.core_split(1)`); `--no-pin` leaves placement to the scheduler. One worker is one
+event loop, so callbid is measured on one core it has to itself; wrk (about 30 µs a ping) and
+the fleet (about 25 µs a buyer request) share the other and stay well under it. Three
+alternating runs each of `--concurrency 8 64 --seconds 10` on a quiet machine: pinned
+302-314 and 484-598 pings/s, unpinned 293-300 and 399-664; the overhead at 8 was the same
+(13-17 ms), so pinned it is, for the steadier figure at 64. The fleet and wrk alone, without
+callbid (wrk straight at one buyer, both on one core), add 0.6 ms at p50 and 2.2 ms at p99 to
+the 20 ms delay: part of the overhead measured is theirs.
 """
 
 from __future__ import annotations
@@ -46,8 +50,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -156,14 +161,15 @@ class BuyerProtocol(asyncio.Protocol):
     """One connection to a mock buyer: each request is answered `delay` seconds after it
     arrived, by one timer for all the requests that one read completed."""
 
-    def __init__(self, answer: bytes, delay: float, served: list[int]) -> None:
-        self.answer, self.delay, self.served = answer, delay, served
+    def __init__(self, answer: bytes, delay: float, counts: Counter[str]) -> None:
+        self.answer, self.delay, self.counts = answer, delay, counts
         self.splitter = RequestSplitter()
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         self.loop = asyncio.get_running_loop()
+        self.counts["connections"] += 1
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
@@ -179,7 +185,7 @@ class BuyerProtocol(asyncio.Protocol):
     def _answer(self, count: int) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(self.answer * count)
-            self.served[0] += count
+            self.counts["served"] += count
 
 
 def buyer_bids(buyers: int) -> list[float]:
@@ -187,13 +193,14 @@ def buyer_bids(buyers: int) -> list[float]:
 
 
 async def start_buyers(
-    bids: Sequence[float], delay_s: float, served: list[int]
+    bids: Sequence[float], delay_s: float, counts: Counter[str]
 ) -> list[asyncio.Server]:
-    """One listening server per bid on 127.0.0.1, each on a port of its own."""
+    """One listening server per bid on 127.0.0.1, each on a port of its own; `counts` gets
+    the connections accepted and the requests answered."""
     loop = asyncio.get_running_loop()
     return [
         await loop.create_server(
-            functools.partial(BuyerProtocol, buyer_answer(bid), delay_s, served),
+            functools.partial(BuyerProtocol, buyer_answer(bid), delay_s, counts),
             LOCALHOST,
             0,
             backlog=1024,
@@ -208,9 +215,9 @@ def server_port(server: asyncio.Server) -> int:
 
 async def serve_fleet(buyers: int, delay_ms: int) -> None:
     """Print `{"ports": [...], "bids": [...]}`, serve until SIGTERM or SIGINT, then print
-    `{"served": N}` (requests answered)."""
-    served, bids = [0], buyer_bids(buyers)
-    servers = await start_buyers(bids, delay_ms / 1000, served)
+    `{"served": N, "connections": M}` (requests answered, connections accepted)."""
+    counts, bids = Counter[str](), buyer_bids(buyers)
+    servers = await start_buyers(bids, delay_ms / 1000, counts)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -219,7 +226,7 @@ async def serve_fleet(buyers: int, delay_ms: int) -> None:
     await stop.wait()
     for server in servers:
         server.close()
-    print(json.dumps({"served": served[0]}), flush=True)
+    print(json.dumps({name: counts[name] for name in ("served", "connections")}), flush=True)
 
 
 def run_fleet(buyers: int, delay_ms: int) -> None:
@@ -240,7 +247,7 @@ class Fleet:
     ports: list[int]
     bids: list[float]
     stderr: Path
-    served: int | None = None  # requests answered, once stopped
+    counts: dict[str, int] = field(default_factory=dict)  # served, connections: once stopped
 
     def urls(self) -> list[str]:
         return [f"http://{LOCALHOST}:{port}/bid" for port in self.ports]
@@ -256,17 +263,17 @@ def read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
     return proc.stdout.readline() if ready else ""
 
 
-def stop_fleet(proc: subprocess.Popen[str]) -> int | None:
-    """SIGTERM (SIGKILL after a grace period); the requests it says it answered."""
+def stop_fleet(proc: subprocess.Popen[str]) -> dict[str, int]:
+    """SIGTERM (SIGKILL after a grace period); the counts it printed last."""
     proc.terminate()
     try:
         out, _ = proc.communicate(timeout=FLEET_STOP_S)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate()
-    with contextlib.suppress(json.JSONDecodeError, IndexError, KeyError, TypeError):
-        return int(json.loads(out.strip().splitlines()[-1])["served"])
-    return None
+    with contextlib.suppress(json.JSONDecodeError, IndexError):
+        return dict(json.loads(out.strip().splitlines()[-1]))
+    return {}
 
 
 @contextlib.contextmanager
@@ -294,9 +301,9 @@ def running_fleet(buyers: int, delay_ms: int, cores: str, workdir: Path) -> Iter
         fleet = Fleet(proc, started["ports"], started["bids"], stderr)
         yield fleet
     finally:
-        served = stop_fleet(proc)
+        counts = stop_fleet(proc)
         if fleet is not None:
-            fleet.served = served
+            fleet.counts = counts
 
 
 # ---------------------------------------------------------------- late answers
@@ -494,10 +501,9 @@ def measure(pinger: Pinger, concurrency: int, args: argparse.Namespace, offset: 
 
 
 def table(runs: Sequence[Run]) -> str:
-    columns = ("conns", "pings/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "over p99")
-    columns += ("late", "non-2xx", "errors", "cpu %")
-    widths = (6, 9, 8, 8, 8, 8, 9, 6, 8, 7, 6)
-    lines = [" ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))]
+    columns = {"conns": 6, "pings/s": 9, "p50 ms": 8, "p90 ms": 8, "p99 ms": 8, "max ms": 8}
+    columns |= {"over p99": 9, "late": 6, "non-2xx": 8, "errors": 7, "cpu %": 6}
+    lines = [" ".join(f"{name:>{width}}" for name, width in columns.items())]
     for run in runs:
         lat, wrk = run.wrk.latency_ms, run.wrk
         lines.append(
@@ -579,8 +585,9 @@ def bench(args: argparse.Namespace, say: Say) -> int:
         server = stack.enter_context(running_server("memory", 1, server_cores, fanout_env(workdir)))
         runs = bench_server(server, fleet, client_cores, args, say)
         code = verdict(runs, server, fleet, args)
+    served, connections = fleet.counts.get("served"), fleet.counts.get("connections")
     pings = sum(run.wrk.requests for run in runs)
-    say(f"the buyer fleet answered {fleet.served} requests; {pings} pings were measured")
+    say(f"buyers answered {served} requests on {connections} connections; {pings} pings measured")
     return code
 
 

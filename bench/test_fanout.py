@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -65,8 +66,8 @@ def test_unsupported_framing_is_refused() -> None:
 
 
 async def test_buyer_answers_pipelined_requests_after_the_delay() -> None:
-    served = [0]
-    servers = await start_buyers([10.0, 11.0], 0.05, served)
+    counts = Counter[str]()
+    servers = await start_buyers([10.0, 11.0], 0.05, counts)
     try:
         port = servers[1].sockets[0].getsockname()[1]
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -85,7 +86,7 @@ async def test_buyer_answers_pipelined_requests_after_the_delay() -> None:
             await server.wait_closed()
     assert answers == [{"accepted": True, "bid": 11.0, "number": None}] * 2
     assert 0.05 <= elapsed < 1.0
-    assert served == [2]
+    assert counts == {"served": 2, "connections": 1}
 
 
 async def read_answer(reader: asyncio.StreamReader) -> object:

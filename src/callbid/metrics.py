@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -71,8 +72,18 @@ class Metrics:
             multiprocess_mode="livemax",
         )
 
+        # Label lookups take a lock each: children are looked up once per label value.
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Counter | Gauge | Histogram, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe_ping(self, status: str, seconds: float) -> None:
-        self.pings.labels(status).observe(seconds)
+        self._child(self.pings, status).observe(seconds)
 
     def observe_buyers(
         self, replies: Iterable[tuple[str, BuyerReply]], breaker_state: Callable[[str], str]
@@ -80,12 +91,12 @@ class Metrics:
         """Count each buyer's outcome and latency (replies by buyer label), and its breaker's
         state (by buyer label)."""
         for label, reply in replies:
-            self.buyer_pings.labels(label, reply.outcome).inc()
+            self._child(self.buyer_pings, label, reply.outcome).inc()
             if reply.outcome is ReplyOutcome.TIMEOUT:
-                self.buyer_timeouts.labels(label).inc()
+                self._child(self.buyer_timeouts, label).inc()
             elif reply.latency_ms is not None:
-                self.buyer_latency.labels(label).observe(reply.latency_ms / 1000.0)
-            self.breakers.labels(label).set(BREAKER_CODES.get(breaker_state(label), 0))
+                self._child(self.buyer_latency, label).observe(reply.latency_ms / 1000.0)
+            self._child(self.breakers, label).set(BREAKER_CODES.get(breaker_state(label), 0))
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type; all workers' values when shared."""
