@@ -33,7 +33,8 @@ def needs_buyers(campaign: Campaign, plan: PingPlan) -> bool:
         return False
     if campaign.passthrough is not None:
         return True
-    return any(_passthrough_of(campaign, c.target_id) for c in plan.order.candidates)
+    bidders = campaign.bidders
+    return bool(bidders) and any(c.target_id in bidders for c in plan.order.candidates)
 
 
 def buyers_to_ping(

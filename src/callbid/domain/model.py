@@ -201,13 +201,21 @@ class Campaign:
     #: Asked on every ping that has a candidate; its answer stands for every target without a
     #: passthrough of its own (e.g. a call centre's availability API).
     passthrough: Passthrough | None = None
+    #: Derived: targets by id, and the ids of those with a passthrough of their own.
+    by_id: dict[int, Target] = field(init=False, repr=False, compare=False)
+    bidders: frozenset[int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {t.id: t for t in self.targets})
+        bidders = frozenset(t.id for t in self.targets if t.passthrough is not None)
+        object.__setattr__(self, "bidders", bidders)
 
     @property
     def all_numbers(self) -> tuple[str, ...]:
         return self.numbers + self.pool_numbers
 
     def target(self, target_id: int) -> Target | None:
-        return next((t for t in self.targets if t.id == target_id), None)
+        return self.by_id.get(target_id)
 
 
 @dataclass(frozen=True, slots=True)
