@@ -1,4 +1,5 @@
-"""Fan-outs per second from one Python process: aiohttp against httpx, to local mock buyers.
+"""Fan-outs per second from one Python process: callbid's own buyer client against aiohttp and
+httpx, to local mock buyers.
 
     python bench/http_clients.py --buyers 5 --concurrency 64 --seconds 5 [--delay-ms 0]
 
@@ -10,7 +11,9 @@ on one event loop (uvloop when importable; `--loop asyncio` for asyncio's own), 
 - aiohttp: one `ClientSession` on a pooled `TCPConnector` (limit concurrency × buyers, no
   per-host limit, keep-alive, no cookie jar, as callbid's executor builds it);
 - httpx: one `AsyncClient` with `httpx.Limits(max_connections=C*B,
-  max_keepalive_connections=C*B)`.
+  max_keepalive_connections=C*B)`;
+- callbid: `callbid.adapters.buyers.http1.Http1Pool`, the client callbid's executor uses
+  (limit C × B, loopback allowed by its address guard).
 
 Each client gets a fresh loop and a warm-up that is not counted: `--warmup` seconds (1), and
 longer if need be (60 s at most) until every coroutine has finished a fan-out, so that every
@@ -25,8 +28,9 @@ the second (`--no-pin`: the scheduler decides).
 Output: a table per client (fan-outs/s and requests/s answered 200 in the measured seconds,
 p50/p99 fan-out latency in ms, errors = requests that raised or answered other than 200, CPU
 µs per request = this process's CPU time over the requests sent, warm-up seconds), the
-errors by kind if any, then as the LAST line one JSON object: `aiohttp_per_s`, `httpx_per_s`
-(fan-outs/s), `aiohttp_errors`, `httpx_errors` and `ratio` (aiohttp_per_s / httpx_per_s).
+errors by kind if any, then as the LAST line one JSON object: `aiohttp_per_s`, `httpx_per_s`,
+`callbid_per_s` (fan-outs/s), `aiohttp_errors`, `httpx_errors`, `callbid_errors`, `ratio`
+(aiohttp_per_s / httpx_per_s) and `callbid_ratio` (callbid_per_s / aiohttp_per_s).
 Exits 1 when a client had errors or no fan-out at all, or when the buyers do not start; 130
 when interrupted. Fan-outs/s is only as steady as the window is long against the fan-outs'
 latency: when that is seconds, as for httpx at 64 × 5 here, give a longer `--seconds`.
@@ -57,13 +61,16 @@ from typing import Any, cast
 import aiohttp
 import httpx
 
+from callbid.adapters.buyers.guard import AddressGuard, GuardedResolver
+from callbid.adapters.buyers.http1 import Http1Pool
+
 try:
     import uvloop
 except ImportError:  # the bench then runs on asyncio's own loop
     uvloop = None  # type: ignore[assignment]
 
 LOCALHOST = "127.0.0.1"
-CLIENTS = ("aiohttp", "httpx")
+CLIENTS = ("aiohttp", "httpx", "callbid")
 PR_SET_PDEATHSIG = 1
 BUYERS_START_S = 15.0
 BUYERS_STOP_S = 5.0
@@ -261,7 +268,24 @@ async def httpx_client(connections: int) -> AsyncIterator[Send]:
         yield send
 
 
-OPEN_CLIENT = {"aiohttp": aiohttp_client, "httpx": httpx_client}
+@contextlib.asynccontextmanager
+async def callbid_client(connections: int) -> AsyncIterator[Send]:
+    """`send(url)`: POST BODY with callbid's buyer client, return the status."""
+    resolver = GuardedResolver(AddressGuard(["127.0.0.0/8"]))
+    pool = Http1Pool(resolver, limit=connections)
+    headers = tuple(HEADERS.items())
+    try:
+
+        async def send(url: str) -> int:
+            response = await pool.request("POST", url, headers, BODY, max_body=65536)
+            return response.status
+
+        yield send
+    finally:
+        await pool.close()
+
+
+OPEN_CLIENT = {"aiohttp": aiohttp_client, "httpx": httpx_client, "callbid": callbid_client}
 
 
 # ---------------------------------------------------------------- measuring
@@ -460,14 +484,18 @@ def table(results: Sequence[ClientResult]) -> str:
 
 def summary(results: Sequence[ClientResult]) -> dict[str, Any]:
     by_client = {r.client: r for r in results}
-    aio, hx = by_client["aiohttp"], by_client["httpx"]
+    aio, hx, own = by_client["aiohttp"], by_client["httpx"], by_client["callbid"]
     ratio = aio.fanouts_per_s / hx.fanouts_per_s if hx.fanouts_per_s else None
+    own_ratio = own.fanouts_per_s / aio.fanouts_per_s if aio.fanouts_per_s else None
     return {
         "aiohttp_per_s": round(aio.fanouts_per_s, 1),
         "httpx_per_s": round(hx.fanouts_per_s, 1),
+        "callbid_per_s": round(own.fanouts_per_s, 1),
         "aiohttp_errors": aio.errors,
         "httpx_errors": hx.errors,
+        "callbid_errors": own.errors,
         "ratio": round(ratio, 3) if ratio is not None else None,
+        "callbid_ratio": round(own_ratio, 3) if own_ratio is not None else None,
     }
 
 

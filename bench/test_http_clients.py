@@ -13,7 +13,16 @@ import pytest
 from http_clients import ANSWER, BAD_REQUEST, BadRequest, BuyerProtocol, RequestFraming
 
 HTTP_CLIENTS = Path(__file__).resolve().with_name("http_clients.py")
-SUMMARY_KEYS = {"aiohttp_per_s", "httpx_per_s", "aiohttp_errors", "httpx_errors", "ratio"}
+SUMMARY_KEYS = {
+    "aiohttp_per_s",
+    "httpx_per_s",
+    "callbid_per_s",
+    "aiohttp_errors",
+    "httpx_errors",
+    "callbid_errors",
+    "ratio",
+    "callbid_ratio",
+}
 
 
 def post(body: bytes, length_header: str = "Content-Length") -> bytes:
@@ -113,7 +122,7 @@ async def test_a_chunked_request_gets_400_and_the_connection_closed() -> None:
 
 
 @pytest.mark.slow
-def test_short_run_prints_the_summary_and_aiohttp_has_no_errors() -> None:
+def test_short_run_prints_the_summary_and_neither_aiohttp_nor_callbid_errs() -> None:
     command = [sys.executable, str(HTTP_CLIENTS), "--buyers", "2", "--concurrency", "4"]
     command += ["--seconds", "1", "--warmup", "0.3"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
@@ -123,7 +132,9 @@ def test_short_run_prints_the_summary_and_aiohttp_has_no_errors() -> None:
     summary = json.loads(lines[-1])
     assert set(summary) == SUMMARY_KEYS
     assert summary["aiohttp_errors"] == 0, done.stdout
+    assert summary["callbid_errors"] == 0, done.stdout
     assert summary["aiohttp_per_s"] > 0
+    assert summary["callbid_per_s"] > 0
     assert summary["httpx_per_s"] > 0
     assert isinstance(summary["httpx_errors"], int)
     assert summary["ratio"] == pytest.approx(

@@ -3,12 +3,9 @@ resolver that drops refused DNS answers."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 
-from callbid.adapters.buyers.guard import AddressGuard, AddressRefused, GuardedResolver
+from callbid.adapters.buyers.guard import AddressGuard, AddressRefused, GuardedResolver, Lookup
 
 REFUSED = [
     "127.0.0.1",
@@ -104,43 +101,21 @@ def test_hosts_checked_before_dns(host: str, allowed: bool) -> None:
     assert guard.allows_host(host) is allowed
 
 
-class FixedResolver(AbstractResolver):
-    """DNS answers decided by the test."""
+def fixed(addresses: list[str]) -> Lookup:
+    async def lookup(_host: str, _port: int) -> list[str]:
+        return addresses
 
-    def __init__(self, addresses: list[str]) -> None:
-        self.addresses = addresses
-        self.closed = False
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        return [
-            ResolveResult(
-                hostname=host,
-                host=address,
-                port=port,
-                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
-                proto=0,
-                flags=0,
-            )
-            for address in self.addresses
-        ]
-
-    async def close(self) -> None:
-        self.closed = True
+    return lookup
 
 
 async def test_resolver_drops_refused_addresses() -> None:
-    inner = FixedResolver(["10.0.0.7", "8.8.8.8", "::1", "2606:4700:4700::1111"])
-    resolver = GuardedResolver(AddressGuard(), inner)
-    results = await resolver.resolve("buyer.example.com", 443)
-    assert [r["host"] for r in results] == ["8.8.8.8", "2606:4700:4700::1111"]
-    await resolver.close()
-    assert inner.closed
+    lookup = fixed(["10.0.0.7", "8.8.8.8", "::1", "2606:4700:4700::1111"])
+    resolver = GuardedResolver(AddressGuard(), lookup)
+    assert await resolver.resolve("buyer.example.com", 443) == ["8.8.8.8", "2606:4700:4700::1111"]
 
 
 async def test_resolver_refuses_when_nothing_is_left() -> None:
-    resolver = GuardedResolver(AddressGuard(), FixedResolver(["127.0.0.1", "::1"]))
+    resolver = GuardedResolver(AddressGuard(), fixed(["127.0.0.1", "::1"]))
     with pytest.raises(AddressRefused) as refused:
         await resolver.resolve("rebound.example.com", 80)
     assert isinstance(refused.value, OSError)
@@ -148,12 +123,19 @@ async def test_resolver_refuses_when_nothing_is_left() -> None:
 
 
 async def test_resolver_honours_the_allow_list() -> None:
-    resolver = GuardedResolver(AddressGuard(["127.0.0.0/8"]), FixedResolver(["127.0.0.1", "::1"]))
-    assert [r["host"] for r in await resolver.resolve("localhost", 80)] == ["127.0.0.1"]
+    resolver = GuardedResolver(AddressGuard(["127.0.0.0/8"]), fixed(["127.0.0.1", "::1"]))
+    assert await resolver.resolve("localhost", 80) == ["127.0.0.1"]
+
+
+async def test_resolver_checks_ip_literals_without_a_lookup() -> None:
+    resolver = GuardedResolver(AddressGuard(["10.0.0.0/8"]), fixed([]))
+    assert await resolver.resolve("10.1.2.3", 80) == ["10.1.2.3"]
+    assert await resolver.resolve("8.8.8.8", 80) == ["8.8.8.8"]
+    with pytest.raises(AddressRefused):
+        await resolver.resolve("[::1]", 80)
 
 
 async def test_default_resolver_refuses_localhost() -> None:
     resolver = GuardedResolver(AddressGuard())
     with pytest.raises(AddressRefused):
         await resolver.resolve("localhost", 80)
-    await resolver.close()

@@ -1,36 +1,33 @@
 """The buyer fan-out: ask every buyer of a ping at once, answer for each by one deadline.
 
-`BuyerExecutor.ping_all` sends each `BuyerPing` as its own task on one shared aiohttp session,
-waits once until the deadline, cancels the late and reports them as timeouts. It owns the
-connection pool, the outbound address guard (no private addresses unless allow-listed), the
-bounded body read and the per-buyer circuit breakers; what a buyer's answer means is its
-dialect's `parse`.
+`BuyerExecutor.ping_all` sends each `BuyerPing` as its own task on one shared connection pool
+(`http1.Http1Pool`), waits once until the deadline, cancels the late and reports them as
+timeouts. It owns the pool, the outbound address guard (no private addresses unless
+allow-listed), the bounded body read and the per-buyer circuit breakers; what a buyer's answer
+means is its dialect's `parse`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
+import socket
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import aiohttp
-from aiohttp import hdrs
-from yarl import URL
-
 from callbid.adapters.buyers.breaker import Breakers
 from callbid.adapters.buyers.guard import AddressGuard, AddressRefused, GuardedResolver
+from callbid.adapters.buyers.http1 import (
+    Endpoint,
+    Http1Pool,
+    ResponseTooLarge,
+    ServerDisconnected,
+    endpoint_of,
+)
 from callbid.adapters.buyers.types import BuyerPing
 from callbid.domain.buyers import BuyerReply, ReplyOutcome
 
-#: aiohttp warns when asked to clean up closed TLS transports on Pythons that no longer leak
-#: them (3.12.8+, 3.13.1+).
-_NEEDS_CLEANUP_CLOSED = sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_info < (
-    3,
-    13,
-    1,
-)
 #: How long cancelled pings get to unwind before `ping_all` returns without them.
 _DRAIN_SECONDS = 0.01
 #: UTF-8 takes at most 4 bytes a character: enough bytes for the logged excerpt.
@@ -38,24 +35,12 @@ _EXCERPT_CHARS = 500
 _EXCERPT_BYTES = 4 * _EXCERPT_CHARS
 _SCHEMES = frozenset({"http", "https"})
 _FAILURE_DETAILS: tuple[tuple[type[BaseException], str], ...] = (
-    (aiohttp.ServerDisconnectedError, "server disconnected"),
-    (aiohttp.ClientSSLError, "tls failed"),
-    (aiohttp.ClientConnectorDNSError, "dns failed"),
-    (aiohttp.ClientConnectorError, "connect failed"),
-    (aiohttp.ClientPayloadError, "bad payload"),
-    (aiohttp.ClientResponseError, "bad response"),
-    (aiohttp.InvalidURL, "invalid url"),
+    (ssl.SSLError, "tls failed"),
+    (socket.gaierror, "dns failed"),
+    (ConnectionRefusedError, "connect failed"),
     (ConnectionResetError, "connection reset"),
-    (aiohttp.ClientConnectionError, "connection failed"),
+    (OSError, "connection failed"),
 )
-
-
-class ResponseTooLarge(Exception):
-    """A buyer's answer is longer than the executor reads; `head` is what was read."""
-
-    def __init__(self, head: bytes) -> None:
-        super().__init__("response too large")
-        self.head = head
 
 
 @dataclass(slots=True)
@@ -66,10 +51,15 @@ class _Attempt:
     started: float
     status: int | None = None
 
+    def saw_status(self, status: int) -> None:
+        self.status = status
+
 
 def describe_failure(exc: BaseException) -> str:
-    """A short, stable detail for a failed request (`connect failed`, `server disconnected`);
-    the exception's class name when it is not a known kind."""
+    """A short, stable detail for a failed request (`connect failed`, `server disconnected`,
+    `bad response`); the exception's class name when it is not a known kind."""
+    if isinstance(exc, ServerDisconnected):
+        return str(exc)
     for kind, detail in _FAILURE_DETAILS:
         if isinstance(exc, kind):
             return detail
@@ -97,7 +87,7 @@ def answer_all(pings: Sequence[BuyerPing], outcome: ReplyOutcome, detail: str) -
 
 
 class BuyerExecutor:
-    """Sends buyer pings over one pooled aiohttp session; `start` before use, `close` after."""
+    """Sends buyer pings over one connection pool; `start` before use, `close` after."""
 
     def __init__(
         self,
@@ -117,31 +107,14 @@ class BuyerExecutor:
         self.breakers = breakers if breakers is not None else Breakers()
         self.user_agent = user_agent
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
-        self._resolver: GuardedResolver | None = None
+        self._pool: Http1Pool | None = None
         self._stragglers: set[asyncio.Task[BuyerReply]] = set()
 
     async def start(self) -> None:
-        """Create the session and its connection pool (on the running loop)."""
-        if self._session is not None:
-            return
-        self._resolver = GuardedResolver(self.guard)
-        connector = aiohttp.TCPConnector(
-            limit=self.pool_size,
-            limit_per_host=0,
-            keepalive_timeout=30,
-            ttl_dns_cache=60,
-            resolver=self._resolver,
-            enable_cleanup_closed=_NEEDS_CLEANUP_CLOSED,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=True,
-            raise_for_status=False,
-            timeout=aiohttp.ClientTimeout(total=None),
-            headers={hdrs.USER_AGENT: self.user_agent},
-        )
+        """Create the connection pool (on the running loop)."""
+        if self._pool is None:
+            resolver = GuardedResolver(self.guard)
+            self._pool = Http1Pool(resolver, limit=self.pool_size, user_agent=self.user_agent)
 
     async def close(self) -> None:
         """Cancel what is still unwinding and close every connection."""
@@ -149,12 +122,9 @@ class BuyerExecutor:
             task.cancel()
         if self._stragglers:
             await asyncio.gather(*self._stragglers, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._resolver is not None:
-            await self._resolver.close()
-            self._resolver = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     def breaker_state(self, key: str) -> str:
         """One buyer's circuit state (`closed`, `open`, `half_open`)."""
@@ -174,12 +144,12 @@ class BuyerExecutor:
         passed already, nothing is sent.
         """
         started = asyncio.get_running_loop().time()
-        if self._session is None:
+        if self._pool is None:
             return answer_all(pings, ReplyOutcome.ERROR, "executor closed")
         if deadline <= started:
             return answer_all(pings, ReplyOutcome.TIMEOUT, "deadline")
         replies: list[BuyerReply | None] = [None] * len(pings)
-        tasks = self._launch(self._session, pings, replies, started)
+        tasks = self._launch(self._pool, pings, replies, started)
         if tasks:
             try:
                 await self._collect(tasks, replies, deadline)
@@ -191,7 +161,7 @@ class BuyerExecutor:
 
     def _launch(
         self,
-        session: aiohttp.ClientSession,
+        pool: Http1Pool,
         pings: Sequence[BuyerPing],
         replies: list[BuyerReply | None],
         started: float,
@@ -200,31 +170,29 @@ class BuyerExecutor:
         now = self._clock()
         tasks: dict[asyncio.Task[BuyerReply], tuple[int, _Attempt]] = {}
         for index, ping in enumerate(pings):
-            url = self._screen(ping, now)
-            if isinstance(url, str):
-                replies[index] = BuyerReply(ping.target_id, ReplyOutcome.SKIPPED, detail=url)
+            refusal = self._screen(ping, now)
+            if refusal is not None:
+                replies[index] = BuyerReply(ping.target_id, ReplyOutcome.SKIPPED, detail=refusal)
                 continue
             attempt = _Attempt(ping, started)
-            tasks[asyncio.create_task(self._send(session, url, attempt))] = (index, attempt)
+            tasks[asyncio.create_task(self._send(pool, attempt))] = (index, attempt)
         return tasks
 
-    def _screen(self, ping: BuyerPing, now: float) -> URL | str:
-        """The URL to send to, or why the ping is not sent. Asks the breaker last, so that a
-        probe is only taken for a ping that goes out."""
-        try:
-            url = URL(ping.request.url)
-        except (ValueError, TypeError):
-            return "bad url"
-        if url.scheme not in _SCHEMES:
+    def _screen(self, ping: BuyerPing, now: float) -> str | None:
+        """Why the ping is not sent, or None. Asks the breaker last, so that a probe is only
+        taken for a ping that goes out."""
+        scheme = ping.request.url.partition(":")[0].lower()
+        if scheme not in _SCHEMES:
             return "bad scheme"
-        host = url.raw_host
-        if not host:
+        try:
+            endpoint: Endpoint = endpoint_of(ping.request.url)
+        except ValueError:
             return "bad url"
-        if not self.guard.allows_host(host):
+        if not self.guard.allows_host(endpoint.host):
             return "address not allowed"
         if not self.breakers.allow(ping.breaker_key, now):
             return "circuit open"
-        return url
+        return None
 
     async def _collect(
         self,
@@ -293,61 +261,28 @@ class BuyerExecutor:
         if not task.cancelled():
             task.exception()
 
-    async def _send(
-        self, session: aiohttp.ClientSession, url: URL, attempt: _Attempt
-    ) -> BuyerReply:
+    async def _send(self, pool: Http1Pool, attempt: _Attempt) -> BuyerReply:
         """Send one ping and parse its answer; request failures become replies."""
         loop = asyncio.get_running_loop()
         attempt.started = loop.time()
         request = attempt.ping.request
         try:
-            async with session.request(
+            response = await pool.request(
                 request.method,
-                url,
-                headers=request.headers,
-                data=request.body,
-                allow_redirects=False,
-            ) as response:
-                attempt.status = response.status
-                body = await self._read_body(response)
-                content_type = response.headers.get(hdrs.CONTENT_TYPE)
+                request.url,
+                request.headers,
+                request.body,
+                max_body=self.max_body_bytes,
+                on_status=attempt.saw_status,
+            )
         except ResponseTooLarge as exc:
             detail = f"response over {self.max_body_bytes} bytes"
             return self._failed(attempt, loop.time(), ReplyOutcome.ERROR, detail, exc.head)
-        except TimeoutError:
-            return self._failed(attempt, loop.time(), ReplyOutcome.TIMEOUT, "timeout")
-        except (aiohttp.ClientError, OSError) as exc:
-            return self._failed(attempt, loop.time(), *self._classify(exc))
-        return self._parsed(attempt, body, content_type, loop.time())
-
-    @staticmethod
-    def _classify(exc: BaseException) -> tuple[ReplyOutcome, str]:
-        """A request failure as an outcome: a refused address is SKIPPED, the rest ERROR."""
-        refused = isinstance(exc, AddressRefused) or (
-            isinstance(exc, aiohttp.ClientConnectorError)
-            and isinstance(exc.os_error, AddressRefused)
-        )
-        if refused:
-            return ReplyOutcome.SKIPPED, "address not allowed"
-        return ReplyOutcome.ERROR, describe_failure(exc)
-
-    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
-        """The whole body, or ResponseTooLarge as soon as it is longer than the limit (the
-        connection is then closed, not reused)."""
-        limit = self.max_body_bytes
-        length = response.content_length
-        if length is not None and length > limit:
-            response.close()
-            raise ResponseTooLarge(b"")
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await response.content.readany():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                response.close()
-                raise ResponseTooLarge(b"".join(chunks))
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        except AddressRefused:
+            return self._failed(attempt, loop.time(), ReplyOutcome.SKIPPED, "address not allowed")
+        except (OSError, ValueError) as exc:
+            return self._failed(attempt, loop.time(), ReplyOutcome.ERROR, describe_failure(exc))
+        return self._parsed(attempt, response.body, response.content_type, loop.time())
 
     @staticmethod
     def _parsed(

@@ -1,20 +1,18 @@
 """Outbound address guard: buyer URLs may not reach the operator's own network (SSRF).
 
 `AddressGuard` decides per IP address; `GuardedResolver` applies it to every DNS answer at
-connect time, so a buyer hostname that resolves (or is rebound) to 127.0.0.1 is refused. aiohttp
-does not call its resolver for IP-literal hosts: the executor checks those with
-`AddressGuard.allows_host` before sending.
+connect time (the client connects to the addresses it returns, never to the name), so a buyer
+hostname that resolves (or is rebound) to 127.0.0.1 is refused. IP-literal hosts are checked
+with `AddressGuard.allows_host` before sending.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
-from collections.abc import Sequence
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
+from collections.abc import Awaitable, Callable, Sequence
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -119,25 +117,31 @@ class AddressGuard:
         return any(addr in net or (inner is not None and inner in net) for net in self.allow)
 
 
-class GuardedResolver(AbstractResolver):
-    """A resolver that keeps only the addresses the guard allows.
+#: A DNS lookup: (host, port) -> the addresses, in preference order.
+Lookup = Callable[[str, int], Awaitable[list[str]]]
 
-    Raises `AddressRefused` when none is left (aiohttp wraps it in a
-    `ClientConnectorDNSError` whose `os_error` it is); other lookup failures pass through.
-    """
 
-    def __init__(self, guard: AddressGuard, inner: AbstractResolver | None = None) -> None:
+async def system_lookup(host: str, port: int) -> list[str]:
+    """The system resolver's addresses for `host` (getaddrinfo in the loop's executor)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class GuardedResolver:
+    """A resolver that keeps only the addresses the guard allows; `AddressRefused` when none
+    is left. Other lookup failures (`socket.gaierror`) pass through."""
+
+    def __init__(self, guard: AddressGuard, lookup: Lookup = system_lookup) -> None:
         self.guard = guard
-        self._inner = inner if inner is not None else DefaultResolver()
+        self._lookup = lookup
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        allowed = [result for result in results if self.guard.is_allowed(result["host"])]
+    async def resolve(self, host: str, port: int) -> list[str]:
+        literal = host[1:-1] if host.startswith("[") else host
+        if parse_ip(literal) is not None:
+            if not self.guard.is_allowed(literal):
+                raise AddressRefused(host)
+            return [literal]
+        allowed = [a for a in await self._lookup(host, port) if self.guard.is_allowed(a)]
         if not allowed:
             raise AddressRefused(host)
         return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
