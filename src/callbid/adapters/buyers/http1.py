@@ -4,8 +4,8 @@ parsed by `httptools` (the C parser uvicorn serves with).
 Why not aiohttp: a buyer ping is one small request on a kept-alive connection, and nothing of a
 general client (cookies, redirects, proxies, multipart, tracing, middlewares) is wanted. Measured
 on the 2-core development machine (`bench/http_clients.py`, 5 local buyers, 64 fan-outs in
-flight): aiohttp's pooled session spent about 290 µs of CPU per request, this client about
-33 µs. At five buyers a ping that is most of callbid's own cost.
+flight): aiohttp's pooled session spent 180 to 290 µs of CPU per request, this client 33 to
+42 µs; at five buyers a ping, aiohttp's share alone was more than the rest of the ping.
 
 What it does: one pool of keep-alive connections per (scheme, host, port), at most `limit`
 requests in flight, idle connections dropped after `keepalive` seconds; TLS through asyncio;
