@@ -4,6 +4,7 @@ two instances, the downstream one served over real HTTP."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -153,3 +154,39 @@ async def test_no_target_downstream_moves_on_to_the_next_target(
     rows = [(r["target_name"], r["outcome"]) for r in view["decision_log"]]
     assert rows == [("chained", "ping_declined"), ("local fallback", "selected")]
     assert view["decision_log"][0]["ping"]["detail"] == "no-target"
+
+
+async def test_an_outbid_chained_reservation_is_given_back_downstream(
+    upstream: Service, downstream: tuple[Service, str]
+) -> None:
+    down_svc, base = downstream
+    down = await downstream_campaign(down_svc, open_buyer=True)
+    chain = {
+        "template": "callbid",
+        "url": f"{base}/rtbs.json?key={down.key}&publisher_id=upstream",
+    }
+    up = await build_campaign(
+        upstream.runtime.sessions,
+        campaign={"routing_strategy": "bid"},
+        targets=[{"name": "chained", "passthrough": chain}, {"name": "richer", "bid": 40.0}],
+        criteria=[{"publisher_id": "pub-1", "payout_kind": "revshare", "payout": 40.0}],
+        key={"timeout_seconds": 2.0},
+    )
+
+    body = await ping(upstream, up)
+
+    assert body["retreaver_payout"] == 16.0  # 40 % of the richer static bid
+    view = await owner_view(upstream, up, body["uuid"])
+    chained = view["decision_log"][0]
+    assert chained["outcome"] == "outbid"
+    downstream_uuid = json.loads(chained["ping"]["body"])["uuid"]
+    status = None
+    for _ in range(100):  # the release is sent in the background
+        answer = await down_svc.client.get(
+            f"/rtbs/{downstream_uuid}.json", params={"key": down.key}
+        )
+        status = answer.json()["status"]
+        if status == "wiped":
+            break
+        await asyncio.sleep(0.02)
+    assert status == "wiped"

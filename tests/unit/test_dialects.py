@@ -19,6 +19,7 @@ from callbid.adapters.buyers.dialect import (
     parse_reply,
     parser_for,
     ping_tokens,
+    release_request,
     walk,
 )
 from callbid.adapters.buyers.templates import (
@@ -244,9 +245,31 @@ def test_template_bodies_fill_from_a_ping(template: str, expected: dict[str, Any
         ("callgrid", "callgrid_declined", ParsedReply(DECLINED, detail="Bid declined")),
         ("callgrid", "callgrid_no_capacity", ParsedReply(DECLINED, detail="No capacity")),
         ("callgrid", "callgrid_error", ParsedReply(DECLINED, detail="Invalid caller ID")),
-        ("retreaver", "retreaver_reserved", ParsedReply(ACCEPTED, 12.5, "+18885550123", 90)),
-        ("retreaver", "retreaver_confirmed", ParsedReply(ACCEPTED, 25.0, "+18885550123", 120)),
-        ("callbid", "retreaver_reserved", ParsedReply(ACCEPTED, 12.5, "+18885550123", 90)),
+        (
+            "retreaver",
+            "retreaver_reserved",
+            ParsedReply(
+                ACCEPTED, 12.5, "+18885550123", 90, reference="0b7e3a52-5f1c-4d0e-9a57-2f4b1c8d9e10"
+            ),
+        ),
+        (
+            "retreaver",
+            "retreaver_confirmed",
+            ParsedReply(
+                ACCEPTED,
+                25.0,
+                "+18885550123",
+                120,
+                reference="0b7e3a52-5f1c-4d0e-9a57-2f4b1c8d9e10",
+            ),
+        ),
+        (
+            "callbid",
+            "retreaver_reserved",
+            ParsedReply(
+                ACCEPTED, 12.5, "+18885550123", 90, reference="0b7e3a52-5f1c-4d0e-9a57-2f4b1c8d9e10"
+            ),
+        ),
         ("callbid", "callbid_no_target", ParsedReply(DECLINED, detail="no-target")),
         (
             "callbid",
@@ -710,3 +733,35 @@ def test_a_template_mapping_can_be_cleared_down_to_nothing() -> None:
     cleared = {"accepted": None, "accepted_values": [], "bid": "", "number": None}
     with pytest.raises(ValueError, match=r"^mapping needs at least one of accepted, bid, number$"):
         passthrough_from(config("callgrid", mapping=cleared))
+
+
+@pytest.mark.parametrize(
+    ("dialect", "url", "release"),
+    [
+        (
+            "callbid",
+            "https://down.example/rtbs.json?key=k-1&publisher_id=p",
+            "https://down.example/rtbs/u%2F1.json?key=k-1",
+        ),
+        (
+            "retreaver",
+            "http://down.example:8080/api/rtbs.json?key=a b",
+            "http://down.example:8080/api/rtbs/u%2F1.json?key=a+b",
+        ),
+        ("callbid", "https://down.example/rtbs.json?publisher_id=p", None),
+        ("callbid", "https://down.example/other.json?key=k", None),
+        ("ringba", "https://rtb.ringba.com/v1/production/x.json?key=k", None),
+    ],
+)
+def test_release_request_is_built_only_for_chained_rtb_endpoints(
+    dialect: str, url: str, release: str | None
+) -> None:
+    passthrough = Passthrough(url, ResponseMapping(), dialect=dialect)
+
+    built = release_request(passthrough, url, "u/1")
+
+    if release is None:
+        assert built is None
+    else:
+        assert built is not None
+        assert (built.method, built.url, built.body) == ("DELETE", release, None)

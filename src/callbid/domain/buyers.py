@@ -40,6 +40,8 @@ class ResponseMapping:
     number: str | None = None
     seconds: str | None = None
     reason: str | None = None
+    #: The buyer's own id of what it reserved for us (a chained engine's reservation uuid).
+    reference: str | None = None
     bid_multiplier: float = 1.0
     seconds_offset: int = 0
 
@@ -75,6 +77,7 @@ class ParsedReply:
     number: str | None = None
     seconds: int | None = None
     detail: str | None = None
+    reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +98,4 @@ class BuyerReply:
     seconds: int | None = None
     detail: str | None = None
     body: str | None = None
+    reference: str | None = None

@@ -8,10 +8,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from callbid.adapters.buyers.dialect import build_request, parser_for, ping_tokens
-from callbid.adapters.buyers.types import BuyerPing
+from callbid.adapters.buyers.dialect import (
+    build_request,
+    parser_for,
+    ping_tokens,
+    release_request,
+)
+from callbid.adapters.buyers.types import BuyerPing, BuyerRequest
 from callbid.domain.bidding import apply_bids, buyers_to_ping
-from callbid.domain.buyers import BuyerReply
+from callbid.domain.buyers import BuyerReply, ReplyOutcome
 from callbid.domain.decide import PingPlan
 from callbid.domain.model import Campaign, PingRequest, RtbKey
 from callbid.domain.reserve import ReserveResult, ReserveStatus
@@ -28,6 +33,10 @@ class BuyerPinger(Protocol):
 
     def breaker_state(self, key: str) -> str:
         """`closed`, `half_open` or `open`."""
+        ...
+
+    def release(self, requests: Sequence[BuyerRequest]) -> None:
+        """Send `requests` in the background; nothing waits for them."""
         ...
 
 
@@ -100,6 +109,35 @@ async def ask_buyers(
     if not plan.order.candidates:
         return plan, ReserveResult(ReserveStatus.NO_TARGET, last_seen=probe.last_seen)
     return plan, None
+
+
+def release_unused(
+    pinger: BuyerPinger,
+    campaign: Campaign,
+    request: PingRequest,
+    plan: PingPlan,
+    winner: int | None,
+) -> None:
+    """Give back what chained engines reserved for this ping when it went elsewhere (or
+    nowhere): their reservations would otherwise hold a slot and shield the caller there until
+    their TTL."""
+    assert plan.order is not None
+    tokens = ping_tokens(request, uuid=plan.order.uuid)
+    releases = []
+    for reply in plan.replies:
+        if reply.outcome is not ReplyOutcome.ACCEPTED or reply.reference is None:
+            continue
+        if reply.target_id is not None and reply.target_id == winner:
+            continue
+        target = campaign.target(reply.target_id) if reply.target_id is not None else None
+        passthrough = target.passthrough if target is not None else campaign.passthrough
+        if passthrough is None or (reply.target_id is None and winner is not None):
+            continue  # a campaign gate's reservation stands for whichever target won
+        url = build_request(passthrough, tokens).url
+        release = release_request(passthrough, url, reply.reference)
+        if release is not None:
+            releases.append(release)
+    pinger.release(releases)
 
 
 def loop_time() -> float:

@@ -32,7 +32,7 @@ from callbid.domain.reserve import (
     target_subjects,
 )
 from callbid.runtime import Runtime
-from callbid.service.buyers import ask_buyers, buyer_deadline, loop_time
+from callbid.service.buyers import ask_buyers, buyer_deadline, loop_time, release_unused
 from callbid.service.configs import KeyConfig
 from callbid.service.intake import build_request, key_of, publisher_of
 
@@ -109,6 +109,10 @@ async def handle_ping(
         assert result.record is not None
         return _answer_of(result.record, PingStatus.RESERVED, shielded=True)
     decision = conclude(plan, result)
+    if asked and plan.replies:
+        assert runtime.buyers is not None
+        winner = decision.record.target_id if decision.record is not None else None
+        release_unused(runtime.buyers, campaign, request, plan, winner)
     ops = _creation_ops(runtime, campaign, request, plan, decision, uuid=uuid, now=now, api=api)
     try:
         await runtime.writer.write(*ops)

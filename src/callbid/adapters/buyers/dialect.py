@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qs, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import jmespath
 import orjson
@@ -36,7 +36,10 @@ MAX_SIP = 256
 _FALSY_WORDS = frozenset({"", "false", "0", "no", "n", "off", "null", "none"})
 _SIP_SCHEMES = ("sip:", "sips:")
 _BARE_SIP = re.compile(r"[^@\s]+@[^@\s]+")
-_FIELDS = ("accepted", "bid", "number", "seconds", "reason")
+_FIELDS = ("accepted", "bid", "number", "seconds", "reason", "reference")
+#: Dialects whose reservations can be released: callbid's `DELETE /rtbs/{uuid}.json`.
+RELEASABLE = frozenset({"callbid", "retreaver"})
+MAX_REFERENCE = 100
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _PLAIN_PATH = re.compile(rf"{_NAME}(?:\.{_NAME}|\[-?[0-9]+\])*")
 _PLAIN_STEP = re.compile(rf"({_NAME})|\[(-?[0-9]+)\]")
@@ -141,6 +144,21 @@ def body_encoder(content_type: str) -> Encoder:
     return raw_value
 
 
+def release_request(passthrough: Passthrough, ping_url: str, reference: str) -> BuyerRequest | None:
+    """The request that gives back what a chained engine reserved for a ping we did not route
+    to it: `DELETE <base>/rtbs/<reference>.json?key=<key>`, from the ping's own URL. None for
+    dialects without one, or a URL that is not an RTB endpoint with its key in the query."""
+    if passthrough.dialect not in RELEASABLE:
+        return None
+    parts = urlsplit(ping_url)
+    key = parse_qs(parts.query).get("key")
+    if not parts.path.endswith("/rtbs.json") or not key:
+        return None
+    path = parts.path.removesuffix("rtbs.json") + f"rtbs/{quote(reference, safe='')}.json"
+    url = urlunsplit((parts.scheme, parts.netloc, path, urlencode({"key": key[0]}), ""))
+    return BuyerRequest("DELETE", url, (), None)
+
+
 def parser_for(mapping: ResponseMapping) -> Parser:
     """`parse_reply` bound to `mapping`, as the executor calls it."""
     return functools.partial(parse_reply, mapping)
@@ -182,7 +200,12 @@ def interpret(mapping: ResponseMapping, found: Found) -> ParsedReply:
             return ParsedReply(ReplyOutcome.DECLINED, detail=reason or "no bid")
         if bid is None and number is None:
             return ParsedReply(ReplyOutcome.DECLINED, detail=reason or "declined")
-    return ParsedReply(ReplyOutcome.ACCEPTED, bid=bid, number=number, seconds=seconds)
+    reference = reason_of(found.get("reference"))
+    if reference is not None:
+        reference = reference[:MAX_REFERENCE]
+    return ParsedReply(
+        ReplyOutcome.ACCEPTED, bid=bid, number=number, seconds=seconds, reference=reference
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from callbid.adapters.buyers.breaker import Breakers
 from callbid.adapters.buyers.guard import AddressGuard, AddressRefused, GuardedResolver
@@ -25,9 +26,11 @@ from callbid.adapters.buyers.http1 import (
     ServerDisconnected,
     endpoint_of,
 )
-from callbid.adapters.buyers.types import BuyerPing
+from callbid.adapters.buyers.types import BuyerPing, BuyerRequest
 from callbid.domain.buyers import BuyerReply, ReplyOutcome
 
+#: How long a release (giving back a chained reservation we did not use) may take.
+_RELEASE_SECONDS = 2.0
 #: How long cancelled pings get to unwind before `ping_all` returns without them.
 _DRAIN_SECONDS = 0.01
 #: UTF-8 takes at most 4 bytes a character: enough bytes for the logged excerpt.
@@ -108,7 +111,7 @@ class BuyerExecutor:
         self.user_agent = user_agent
         self._clock = clock
         self._pool: Http1Pool | None = None
-        self._stragglers: set[asyncio.Task[BuyerReply]] = set()
+        self._stragglers: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         """Create the connection pool (on the running loop)."""
@@ -125,6 +128,24 @@ class BuyerExecutor:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    def release(self, requests: Sequence[BuyerRequest]) -> None:
+        """Send `requests` in the background, each bounded in time, their answers ignored:
+        giving back what a chained engine reserved is a courtesy (its TTL frees it anyway),
+        never something a ping waits for."""
+        if self._pool is None or not requests:
+            return
+        task = asyncio.create_task(self._release(self._pool, requests))
+        self._keep({task})
+
+    async def _release(self, pool: Http1Pool, requests: Sequence[BuyerRequest]) -> None:
+        async def one(request: BuyerRequest) -> None:
+            await pool.request(
+                request.method, request.url, request.headers, request.body, max_body=4096
+            )
+
+        sends = (asyncio.wait_for(one(r), _RELEASE_SECONDS) for r in requests)
+        await asyncio.gather(*sends, return_exceptions=True)
 
     def breaker_state(self, key: str) -> str:
         """One buyer's circuit state (`closed`, `open`, `half_open`)."""
@@ -247,7 +268,7 @@ class BuyerExecutor:
             self.breakers.release(attempt.ping.breaker_key)
         self._keep(set(tasks))
 
-    def _keep(self, tasks: set[asyncio.Task[BuyerReply]]) -> None:
+    def _keep(self, tasks: set[asyncio.Task[Any]]) -> None:
         """Hold cancelled tasks until they finish unwinding (and retrieve their outcome)."""
         for task in tasks:
             if task.done():
@@ -256,7 +277,7 @@ class BuyerExecutor:
                 self._stragglers.add(task)
                 task.add_done_callback(self._drop_straggler)
 
-    def _drop_straggler(self, task: asyncio.Task[BuyerReply]) -> None:
+    def _drop_straggler(self, task: asyncio.Task[Any]) -> None:
         self._stragglers.discard(task)
         if not task.cancelled():
             task.exception()
@@ -300,6 +321,7 @@ class BuyerExecutor:
             seconds=parsed.seconds,
             detail=parsed.detail,
             body=excerpt(body),
+            reference=parsed.reference,
         )
 
     @staticmethod

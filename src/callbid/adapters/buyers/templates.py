@@ -35,7 +35,7 @@ MAX_SECONDS_OFFSET = 86_400
 CONFIG_KEYS = frozenset(
     {"template", "url", "method", "headers", "body", "content_type", "number_mode", "mapping"}
 )
-EXPRESSION_KEYS = ("accepted", "bid", "number", "seconds", "reason")
+EXPRESSION_KEYS = ("accepted", "bid", "number", "seconds", "reason", "reference")
 MAPPING_KEYS = frozenset({*EXPRESSION_KEYS, "accepted_values", "bid_multiplier", "seconds_offset"})
 #: RFC 9110 token characters: what a header name may be made of.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -119,6 +119,7 @@ RETREAVER = Template(
         number="inbound_number",
         seconds="retreaver_seconds",
         reason="info || status",
+        reference="uuid",
     ),
     number_mode=NumberMode.DIAL,
 )

@@ -40,6 +40,9 @@ class MappingIn(WithoutNulls):
     )
     seconds: str | None = Field(None, max_length=500, description="conversion buffer seconds")
     reason: str | None = Field(None, max_length=500, description="why the buyer declined")
+    reference: str | None = Field(
+        None, max_length=500, description="the buyer's id of its reservation (chained engines)"
+    )
     bid_multiplier: float | None = Field(None, gt=0, allow_inf_nan=False)
     seconds_offset: int | None = Field(None, ge=-86_400, le=86_400)
 
