@@ -121,14 +121,20 @@ def release_unused(
     """Give back what chained engines reserved for this ping when it went elsewhere (or
     nowhere): their reservations would otherwise hold a slot and shield the caller there until
     their TTL."""
+    unused = [
+        reply
+        for reply in plan.replies
+        if reply.outcome is ReplyOutcome.ACCEPTED
+        and reply.reference is not None
+        and (reply.target_id is None or reply.target_id != winner)
+    ]
+    if not unused:
+        return
     assert plan.order is not None
     tokens = ping_tokens(request, uuid=plan.order.uuid)
     releases = []
-    for reply in plan.replies:
-        if reply.outcome is not ReplyOutcome.ACCEPTED or reply.reference is None:
-            continue
-        if reply.target_id is not None and reply.target_id == winner:
-            continue
+    for reply in unused:
+        assert reply.reference is not None
         target = campaign.target(reply.target_id) if reply.target_id is not None else None
         passthrough = target.passthrough if target is not None else campaign.passthrough
         if passthrough is None or (reply.target_id is None and winner is not None):
