@@ -80,6 +80,7 @@ from rtb import (
     ping_env,
     pinned,
     positive,
+    run_wrk,
     running_server,
     server_env,
     server_log_note,
@@ -526,19 +527,26 @@ def problems(runs: Sequence[Run]) -> list[str]:
     return found
 
 
-def summary(runs: Sequence[Run]) -> dict[str, Any]:
-    """The last run's figures, and every run's under `runs`."""
-    return runs[-1].figures() | {"runs": [run.figures() for run in runs]}
+def summary(runs: Sequence[Run], healthz_per_s: float) -> dict[str, Any]:
+    """The last run's figures, every run's under `runs`, and the machine's pace: `/healthz`
+    on the same server at the last concurrency, and the last run's pings/s against it."""
+    last = runs[-1].figures()
+    ratio = last["pings_per_s"] / healthz_per_s if healthz_per_s else 0.0
+    pace = {"healthz_per_s": round(healthz_per_s, 1), "healthz_ratio": round(ratio, 3)}
+    return last | pace | {"runs": [run.figures() for run in runs]}
 
 
-def report(runs: Sequence[Run], args: argparse.Namespace, notes: Sequence[str]) -> None:
+def report(
+    runs: Sequence[Run], healthz_per_s: float, args: argparse.Namespace, notes: Sequence[str]
+) -> None:
     if not args.json_only:
         print(table(runs))
+        print(f"GET /healthz at {runs[-1].concurrency} connections: {healthz_per_s:.1f}/s")
         for run in runs:
             print(f"concurrency {run.concurrency}: {counts_text(run.wrk)}")
         for note in notes:
             print(note)
-    print(json.dumps(summary(runs)), flush=True)
+    print(json.dumps(summary(runs, healthz_per_s)), flush=True)
 
 
 # ---------------------------------------------------------------- main
@@ -584,7 +592,11 @@ def bench(args: argparse.Namespace, say: Say) -> int:
         say(f"starting callbid serve --workers 1 (cores {server_cores}; wrk on {client_cores})")
         server = stack.enter_context(running_server("memory", 1, server_cores, fanout_env(workdir)))
         runs = bench_server(server, fleet, client_cores, args, say)
-        code = verdict(runs, server, fleet, args)
+        say(f"baseline: GET /healthz, {runs[-1].concurrency} connections, {args.seconds} s")
+        health = run_wrk(
+            f"{server.base_url}/healthz", runs[-1].concurrency, args.seconds, pinned(client_cores)
+        )
+        code = verdict(runs, health.requests_per_s, server, fleet, args)
     served, connections = fleet.counts.get("served"), fleet.counts.get("connections")
     pings = sum(run.wrk.requests for run in runs)
     say(f"buyers answered {served} requests on {connections} connections; {pings} pings measured")
@@ -611,7 +623,9 @@ def bench_server(
     return runs
 
 
-def verdict(runs: list[Run], server: Server, fleet: Fleet, args: argparse.Namespace) -> int:
+def verdict(
+    runs: list[Run], healthz_per_s: float, server: Server, fleet: Fleet, args: argparse.Namespace
+) -> int:
     """Report the runs; 1 when a run failed, the server or the fleet died, or the server
     logged a traceback."""
     found = problems(runs)
@@ -626,7 +640,7 @@ def verdict(runs: list[Run], server: Server, fleet: Fleet, args: argparse.Namesp
     note = server_log_note(server)
     if note:
         found.append(note)
-    report(runs, args, [note] if note else [])
+    report(runs, healthz_per_s, args, [note] if note else [])
     for problem in found:
         print(f"[bench] FAILED {problem}", file=sys.stderr)
     return 1 if found else 0

@@ -140,10 +140,14 @@ def test_a_short_run_answers_every_ping_in_time() -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result.keys() == {*SUMMARY_KEYS, "concurrency", "runs"}
+    assert result.keys() == {*SUMMARY_KEYS, "concurrency", "runs", "healthz_per_s", "healthz_ratio"}
     assert all(isinstance(result[key], int | float) for key in SUMMARY_KEYS)
     assert result["runs"] == [{key: result[key] for key in (*SUMMARY_KEYS, "concurrency")}]
     assert result["late"] == 0
     assert result["pings_per_s"] > 0
     assert result["overhead_p99_ms"] == pytest.approx(result["p99_ms"] - 20, abs=0.01)
     assert result["concurrency"] == 4
+    assert result["healthz_per_s"] > 0
+    assert result["healthz_ratio"] == pytest.approx(
+        result["pings_per_s"] / result["healthz_per_s"], abs=0.001
+    )
