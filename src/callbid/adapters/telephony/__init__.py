@@ -1,0 +1,1 @@
+"""Telephony carriers' webhook dialects: their requests parsed to call events, answers rendered."""
