@@ -107,6 +107,8 @@ async def handle_ping(
         raise RateLimited("FAILED rate limit exceeded", retry_after=result.retry_after)
     if result is not None and result.status is ReserveStatus.SHIELDED:
         assert result.record is not None
+        if asked and runtime.buyers is not None:  # a concurrent ping for the caller won
+            release_unused(runtime.buyers, campaign, request, plan, winner=None)
         return _answer_of(result.record, PingStatus.RESERVED, shielded=True)
     decision = conclude(plan, result)
     if asked and plan.replies:
