@@ -70,7 +70,6 @@ from rtb import (
     Target,
     WrkResult,
     _die_with_parent,
-    _terminate,
     core_split,
     counts_text,
     demo_credentials,
@@ -80,6 +79,7 @@ from rtb import (
     ping_env,
     pinned,
     positive,
+    run_bench,
     run_wrk,
     running_server,
     server_env,
@@ -651,19 +651,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve_buyers:
         run_fleet(args.buyers, args.delay_ms)
         return 0
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _terminate)
-    try:
-        return bench(args, Say(args.json_only))
-    except BenchError as exc:
-        print(f"[bench] {exc}", file=sys.stderr)
-        return 1
-    except subprocess.TimeoutExpired as exc:
-        print(f"[bench] timed out: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("[bench] interrupted", file=sys.stderr)
-        return 130
+    return run_bench(lambda: bench(args, Say(args.json_only)))
 
 
 if __name__ == "__main__":

@@ -41,21 +41,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import functools
 import json
 import math
 import multiprocessing
 import os
 import re
-import signal
 import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from types import FrameType
 from typing import Any, cast
 
 import aiohttp
@@ -63,6 +60,7 @@ import httpx
 
 from callbid.adapters.buyers.guard import AddressGuard, GuardedResolver
 from callbid.adapters.buyers.http1 import Http1Pool
+from rtb import BenchError, _die_with_parent, positive, run_bench
 
 try:
     import uvloop
@@ -71,7 +69,6 @@ except ImportError:  # the bench then runs on asyncio's own loop
 
 LOCALHOST = "127.0.0.1"
 CLIENTS = ("aiohttp", "httpx", "callbid")
-PR_SET_PDEATHSIG = 1
 BUYERS_START_S = 15.0
 BUYERS_STOP_S = 5.0
 REQUEST_TIMEOUT_S = 10.0
@@ -89,10 +86,6 @@ CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:", re.I)
 MAX_HEAD_BYTES = 16_384
 
 Send = Callable[[str], Awaitable[int]]
-
-
-class BenchError(Exception):
-    """The benchmark could not run; the message says why."""
 
 
 # ---------------------------------------------------------------- mock buyers
@@ -181,12 +174,6 @@ async def serve_buyers(buyers: int, delay_s: float, pipe: Connection) -> None:
     loop.remove_reader(pipe.fileno())
     for server in servers:
         server.close()
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the bench dies, so no buyer outlives it."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def run_buyers(
@@ -502,13 +489,6 @@ def summary(results: Sequence[ClientResult]) -> dict[str, Any]:
 # ---------------------------------------------------------------- main
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
-
-
 def non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0:
@@ -551,22 +531,9 @@ def bench(args: argparse.Namespace) -> int:
     return 1 if any(r.errors or not r.tally.fanouts for r in results) else 0
 
 
-def _terminate(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _terminate)
-    try:
-        return bench(args)
-    except BenchError as exc:
-        print(f"[bench] {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("[bench] interrupted", file=sys.stderr)
-        return 130
+    return run_bench(lambda: bench(args))
 
 
 if __name__ == "__main__":

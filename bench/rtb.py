@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -579,13 +579,13 @@ def _terminate(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_bench(run: Callable[[], int]) -> int:
+    """A bench's exit status: `run()`'s, 1 with the reason on stderr when it raised
+    BenchError or a subprocess timed out, 130 when interrupted (SIGTERM and SIGHUP too)."""
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _terminate)
-    say = Say(args.json_only)
     try:
-        return bench(args, say)
+        return run()
     except BenchError as exc:
         print(f"[bench] {exc}", file=sys.stderr)
         return 1
@@ -595,6 +595,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("[bench] interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_bench(lambda: bench(args, Say(args.json_only)))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from callbid.api.app import create_app
 from callbid.runtime import Runtime
 from callbid.service.demo import demo_credentials
 from callbid.settings import Settings
+from tests.builders import Built
 
 
 @dataclass
@@ -52,6 +53,16 @@ class Service:
         creds = await demo_credentials(self.runtime.sessions)
         assert creds is not None
         return creds
+
+
+async def owner_view(svc: Service, built: Built, uuid: str) -> dict[str, Any]:
+    """The owner look-up of a reservation (`GET /call_reservations/{uuid}`), insisting on 200."""
+    response = await svc.client.get(
+        f"/call_reservations/{uuid}", headers={"Authorization": f"Bearer {built.token}"}
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 POSTGRES_URL = os.environ.get(

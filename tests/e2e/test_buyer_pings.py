@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from tests.builders import Built, build_campaign
-from tests.conftest import BACKENDS, Service
+from tests.conftest import BACKENDS, Service, owner_view
 
 CALLER = "+13035551234"
 LOOPBACK = ["127.0.0.0/8"]
@@ -131,15 +131,6 @@ async def ping(svc: Service, built: Built, caller: str = CALLER) -> Any:
         "caller_zip": "80301",
     }
     return await svc.client.post("/rtbs.json", params=params)
-
-
-async def owner_view(svc: Service, built: Built, uuid: str) -> dict[str, Any]:
-    response = await svc.client.get(
-        f"/call_reservations/{uuid}", headers={"Authorization": f"Bearer {built.token}"}
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 @pytest.fixture(params=BACKENDS)

@@ -17,7 +17,7 @@ import uvicorn
 
 from callbid.api.app import create_app
 from tests.builders import Built, build_campaign
-from tests.conftest import FakeClock, Service, sqlite_settings
+from tests.conftest import FakeClock, Service, owner_view, sqlite_settings
 
 CALLER = "+13035551234"
 DOWNSTREAM_NUMBER = "+18885550777"
@@ -67,7 +67,10 @@ async def downstream_campaign(svc: Service, *, open_buyer: bool) -> Built:
     )
 
 
-async def upstream_campaign(svc: Service, base: str, down: Built) -> Built:
+async def upstream_campaign(
+    svc: Service, base: str, down: Built, fallback: dict[str, Any] | None = None
+) -> Built:
+    """A campaign routing by bid to the downstream (chained) and to a local static bidder."""
     chain = {
         "template": "callbid",
         "url": f"{base}/rtbs.json?key={down.key}&publisher_id=upstream",
@@ -77,7 +80,7 @@ async def upstream_campaign(svc: Service, base: str, down: Built) -> Built:
         campaign={"routing_strategy": "bid"},
         targets=[
             {"name": "chained", "passthrough": chain, "priority": 1},
-            {"name": "local fallback", "priority": 2, "bid": 5.0},
+            fallback or {"name": "local fallback", "priority": 2, "bid": 5.0},
         ],
         criteria=[{"publisher_id": "pub-1", "payout_kind": "revshare", "payout": 40.0}],
         key={"timeout_seconds": 2.0},
@@ -93,15 +96,6 @@ async def ping(svc: Service, built: Built) -> dict[str, Any]:
             "caller_number": CALLER,
             "caller_zip": "80301",
         },
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def owner_view(svc: Service, built: Built, uuid: str) -> dict[str, Any]:
-    response = await svc.client.get(
-        f"/call_reservations/{uuid}", headers={"Authorization": f"Bearer {built.token}"}
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -161,17 +155,7 @@ async def test_an_outbid_chained_reservation_is_given_back_downstream(
 ) -> None:
     down_svc, base = downstream
     down = await downstream_campaign(down_svc, open_buyer=True)
-    chain = {
-        "template": "callbid",
-        "url": f"{base}/rtbs.json?key={down.key}&publisher_id=upstream",
-    }
-    up = await build_campaign(
-        upstream.runtime.sessions,
-        campaign={"routing_strategy": "bid"},
-        targets=[{"name": "chained", "passthrough": chain}, {"name": "richer", "bid": 40.0}],
-        criteria=[{"publisher_id": "pub-1", "payout_kind": "revshare", "payout": 40.0}],
-        key={"timeout_seconds": 2.0},
-    )
+    up = await upstream_campaign(upstream, base, down, {"name": "richer", "bid": 40.0})
 
     body = await ping(upstream, up)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.builders import Built, build_campaign
-from tests.conftest import Service
+from tests.conftest import Service, owner_view
 
 
 @pytest.fixture
@@ -26,15 +26,6 @@ async def ping(svc: Service, built: Built, caller: str | None = CALLER, **extra:
     if caller is not None:
         params["caller_number"] = caller
     return await svc.client.post("/rtbs.json", params=params)
-
-
-async def owner_log(svc: Service, built: Built, uuid: str) -> dict[str, Any]:
-    response = await svc.client.get(
-        f"/call_reservations/{uuid}", headers={"Authorization": f"Bearer {built.token}"}
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def test_demo_ping_is_reserved_in_the_documented_shape(make_service: Any) -> None:
@@ -81,7 +72,7 @@ async def test_parameters_from_form_and_json_bodies(service: Service) -> None:
         json={"publisher_id": "p", "caller_number": 12125550125, "vip": True},
     )
     assert as_json.json()["status"] == "reserved"
-    log = await owner_log(service, built, as_json.json()["uuid"])
+    log = await owner_view(service, built, as_json.json()["uuid"])
     assert log["caller_number"] == "+12125550125"
     assert log["tags"]["vip"] == "true"
 
@@ -91,7 +82,7 @@ async def test_zip_derives_state_and_filters_use_it(service: Service) -> None:
     built = await build_campaign(service.runtime.sessions, targets=[{"filters": rule}])
     ny = await ping(service, built, caller_zip="10001")
     assert ny.json() == {"uuid": ny.json()["uuid"], "status": "no-target"}
-    log = await owner_log(service, built, ny.json()["uuid"])
+    log = await owner_view(service, built, ny.json()["uuid"])
     assert log["tags"]["caller_state"] == "NY"
     assert log["decision_log"][0]["outcome"] == "filtered:caller_state equals CA"
     ca = await ping(service, built, caller="+13105550100", caller_zip="90210")
@@ -110,7 +101,7 @@ async def test_no_target_explains_each_target_to_the_owner(service: Service) -> 
     response = await ping(service, built)
     body = response.json()
     assert body == {"uuid": body["uuid"], "status": "no-target"}
-    log = await owner_log(service, built, body["uuid"])
+    log = await owner_view(service, built, body["uuid"])
     assert [row["outcome"] for row in log["decision_log"]] == [
         "paused",
         "closed",
@@ -213,7 +204,7 @@ async def test_confirm_counts_against_caps(service: Service) -> None:
     assert refused.json() == {"uuid": second["uuid"], "status": "no-target"}
     third = (await ping(service, built, "+12125550003")).json()
     assert third["status"] == "no-target"
-    log = await owner_log(service, built, second["uuid"])
+    log = await owner_view(service, built, second["uuid"])
     assert log["status"] == "no-target"
     assert "capped at confirmation" in log["owner_info"]
 
@@ -247,7 +238,7 @@ async def test_release_frees_capacity_at_once(service: Service) -> None:
     wiped = await service.client.delete(f"/rtbs/{first['uuid']}.json", params={"key": built.key})
     assert wiped.json() == {**first, "status": "wiped"}
     assert (await ping(service, built, "+12125550003")).json()["status"] == "reserved"
-    log = await owner_log(service, built, first["uuid"])
+    log = await owner_view(service, built, first["uuid"])
     assert log["status"] == "wiped"
     assert log["wiped_at"] is not None
 
@@ -294,7 +285,7 @@ async def test_group_caps_are_shared(service: Service) -> None:
     assert (await ping(service, built, "+12125550001")).json()["status"] == "reserved"
     refused = (await ping(service, built, "+12125550002")).json()
     assert refused["status"] == "no-target"
-    log = await owner_log(service, built, refused["uuid"])
+    log = await owner_view(service, built, refused["uuid"])
     assert {row["outcome"] for row in log["decision_log"]} == {"capped:group-1:concurrency"}
 
 
