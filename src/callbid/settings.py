@@ -67,6 +67,19 @@ class Settings(BaseSettings):
     breaker_cooldown_seconds: float = Field(
         default=10.0, gt=0, le=3600, description="first wait before an open breaker's probe"
     )
+    public_url: str | None = Field(
+        default=None,
+        description="the service's public base URL (https://calls.example.com) as the carrier "
+        "calls it, for webhook signatures and TwiML callback URLs behind a proxy; by default "
+        "the URL each request arrived on",
+    )
+    call_max_seconds: int = Field(
+        default=4 * 3600,
+        ge=60,
+        le=7 * 86400,
+        description="a call whose end is never reported is closed after this long, freeing "
+        "its target's slot",
+    )
     random_seed: int | None = Field(
         default=None, description="seed the routing random source (tests)"
     )

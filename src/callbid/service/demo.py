@@ -38,7 +38,10 @@ async def demo_credentials(sessions: async_sessionmaker[AsyncSession]) -> dict[s
 
 async def _seed(session: AsyncSession) -> None:
     token = new_token()
-    company = t.Company(name="Demo Company", token_hash=hash_token(token))
+    carrier_token = new_token()
+    company = t.Company(
+        name="Demo Company", token_hash=hash_token(token), carrier_auth_token=carrier_token
+    )
     session.add(company)
     await session.flush()
     cid = company.id
@@ -114,7 +117,13 @@ async def _seed(session: AsyncSession) -> None:
     )
     key = str(uuid.uuid4())
     session.add(t.RtbKey(key=key, company_id=cid, campaign_id=campaign.id, name="Demo RTB key"))
-    credentials = {"key": key, "publisher_id": DEMO_PUBLISHER, "admin_token": token}
+    credentials = {
+        "key": key,
+        "publisher_id": DEMO_PUBLISHER,
+        "admin_token": token,
+        "campaign_id": campaign.id,
+        "carrier_auth_token": carrier_token,
+    }
     session.add(t.Meta(key=DEMO_META_KEY, value=json.dumps(credentials)))
 
 

@@ -59,6 +59,8 @@ class Company(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The carrier account's auth token that signs its voice webhooks (Twilio's auth token).
+    carrier_auth_token: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -283,6 +285,143 @@ class CallerSeen(Base):
     company_id: Mapped[int] = mapped_column(Integer)
     seen_at: Mapped[datetime] = mapped_column()
     keep_until: Mapped[datetime] = mapped_column(index=True)
+
+
+class Call(Base):
+    """A call that reached one of the campaigns' tracking numbers, and what became of it.
+
+    `flow` is the call flow: one entry per event (`at`, `event`, `detail`), appended as the
+    carrier reports them. `legs` is the routing plan still to try, in order (`target_id`,
+    `destination`, `ring_timeout`). `subject_keys` and `counters` are what the live call holds
+    and counts in the hot state, so that a restart can put them back.
+    """
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("company_id", "call_sid"),
+        Index("ix_calls_live", "status", "started_at"),
+        Index("ix_calls_campaign_started", "campaign_id", "started_at"),
+        Index("ix_calls_caller", "campaign_id", "caller_number", "converted_at"),
+    )
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    company_id: Mapped[int] = mapped_column(Integer)
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    call_sid: Mapped[str] = mapped_column(String(128))
+    dialect: Mapped[str] = mapped_column(String(20))
+    caller_number: Mapped[str | None] = mapped_column(String(40))
+    dialled_number: Mapped[str] = mapped_column(String(40))
+    publisher_id: Mapped[str | None] = mapped_column(String(100))
+    reservation_uuid: Mapped[str | None] = mapped_column(String(36), index=True)
+    #: How the call met the reservations: claimed, expired, other_caller, already_claimed,
+    #: wiped, none.
+    match: Mapped[str] = mapped_column(String(20))
+    strict: Mapped[bool] = mapped_column(Boolean, default=False)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: routing, connected, ended
+    status: Mapped[str] = mapped_column(String(20))
+    target_id: Mapped[int | None] = mapped_column(Integer)
+    destination: Mapped[str | None] = mapped_column(String(300))
+    legs: Mapped[list[Any]] = mapped_column(default=list)
+    holds: Mapped[bool] = mapped_column(Boolean, default=False)
+    subject_keys: Mapped[list[Any]] = mapped_column(default=list)
+    counters: Mapped[list[Any]] = mapped_column(default=list)
+    counted: Mapped[bool] = mapped_column(Boolean, default=False)
+    hold_until: Mapped[datetime | None] = mapped_column()
+    #: What the reservation promised (criterion_id, payout, revenue, buffer_seconds), if any.
+    promise: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    bid: Mapped[float | None] = mapped_column(Float)
+    duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime] = mapped_column()
+    connected_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    connected_seconds: Mapped[int | None] = mapped_column(Integer)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    converted: Mapped[bool] = mapped_column(Boolean, default=False)
+    converted_at: Mapped[datetime | None] = mapped_column()
+    criterion_id: Mapped[int | None] = mapped_column(Integer)
+    payout: Mapped[float | None] = mapped_column(Float)
+    revenue: Mapped[float | None] = mapped_column(Float)
+    conversion_info: Mapped[str | None] = mapped_column(String(200))
+    flow: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class CapCount(Base):
+    """How many calls counted against a cap period (`t7:d20261123`, `g3:life`), for an
+    in-process hot state to start from after a restart."""
+
+    __tablename__ = "cap_counts"
+    company_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    counter: Mapped[str] = mapped_column(String(100), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Webhook(Base):
+    """A pixel: an HTTP request sent when an event happens on a campaign.
+
+    `url`, `headers` values and `body` are templates with `[token]` substitution; `conditions`
+    are tag rules (as target filters) that must all pass for the pixel to fire.
+    """
+
+    __tablename__ = "webhooks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), default="")
+    #: reserved, call_started, answered, converted, expired
+    event: Mapped[str] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(10), default="POST")
+    url: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    conditions: Mapped[list[Any]] = mapped_column(default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class WebhookDelivery(Base):
+    """One rendered pixel in the outbox, delivered at least once.
+
+    status: pending (due at `next_attempt_at`), delivered, failed (gave up after the last
+    retry). `subject` is the reservation's or the call's uuid.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    company_id: Mapped[int] = mapped_column(Integer, index=True)
+    webhook_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    event: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str | None] = mapped_column(String(36), index=True)
+    method: Mapped[str] = mapped_column(String(10))
+    url: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column()
+
+
+class WebhookAttempt(Base):
+    """One attempt at delivering a pixel: when, what came back, how long it took."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column()
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
 
 
 class Meta(Base):

@@ -59,11 +59,33 @@ class CompanyOut(OutModel):
 
     id: int
     name: str
+    carrier_auth_token_set: bool = Field(
+        description="whether a carrier auth token is set (it is never shown)"
+    )
     created_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mask_token(cls, data: Any) -> Any:
+        if hasattr(data, "carrier_auth_token"):
+            return {
+                "id": data.id,
+                "name": data.name,
+                "carrier_auth_token_set": bool(data.carrier_auth_token),
+                "created_at": data.created_at,
+            }
+        return data
 
 
 class CompanyUpdate(PatchModel):
     name: Name = Field(UNSET, description="company name")
+    carrier_auth_token: str | None = Field(
+        UNSET,
+        min_length=8,
+        max_length=200,
+        description="the carrier account's auth token (Twilio's), which signs its voice "
+        "webhooks; requests to /twilio/* for this company's numbers are refused without it",
+    )
 
 
 # --- campaigns -----------------------------------------------------------------------------
