@@ -144,6 +144,43 @@ class LiveReservation:
 
 
 @dataclass(frozen=True, slots=True)
+class CallHold:
+    """What a live call holds in the hot state: a slot on each of `subject_keys` (target,
+    groups, publisher) until it ends or `until` passes (a call whose end is never reported),
+    and, once it counts (on connect or on conversion, by the target's cap trigger), one more in
+    each period counter of `counters`.
+
+    Slot members are `call:<call_key>`, beside reservations' uuids in the same sets.
+    """
+
+    call_key: str
+    target_id: int
+    subject_keys: tuple[str, ...]
+    counters: tuple[str, ...]
+    until: float
+    counted: bool = False
+
+    @property
+    def member(self) -> str:
+        return call_member(self.call_key)
+
+
+def call_member(call_key: str) -> str:
+    return f"call:{call_key}"
+
+
+def period_counters(subjects: tuple[CapSubject, ...]) -> tuple[str, ...]:
+    """Every period counter a call on `subjects` counts in once it counts."""
+    return tuple(cap.counter for subject in subjects for cap in subject.periods)
+
+
+def match_key(inbound_number: str, caller_number: str) -> str:
+    """The index entry a call from `caller_number` to `inbound_number` finds its reservation
+    by (pool numbers are found by number alone, through the pool index)."""
+    return f"m:{inbound_number}|{caller_number}"
+
+
+@dataclass(frozen=True, slots=True)
 class ReserveResult:
     status: ReserveStatus
     record: LiveReservation | None = None

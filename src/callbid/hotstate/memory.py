@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from callbid.domain.reserve import (
+    CallHold,
     Candidate,
     CapSubject,
     HoldStatus,
@@ -18,6 +19,8 @@ from callbid.domain.reserve import (
     choose_option,
     gcra,
     is_duplicate,
+    match_key,
+    period_counters,
 )
 
 
@@ -37,6 +40,12 @@ class MemoryHotState:
         self._counters: dict[str, int] = {}
         self._seen: dict[str, tuple[float, float]] = {}
         self._rate: dict[str, float] = {}
+        # Reservations by inbound number and caller (several when the shield is off).
+        self._match: dict[str, dict[str, float]] = {}
+        self._calls: dict[str, CallHold] = {}
+        # What each call claimed, so that the same call claiming again gets the same answer.
+        self._claimed: dict[str, LiveReservation] = {}
+        self._call_expiries: list[tuple[float, str]] = []
         # (expiry, key) heaps, so that pruning touches only what expired.
         self._record_expiries: list[tuple[float, str]] = []
         self._seen_expiries: list[tuple[float, str]] = []
@@ -145,6 +154,114 @@ class MemoryHotState:
         self._forget(namespace, record)
         return record
 
+    async def claim(
+        self,
+        namespace: str,
+        call_key: str,
+        dialled: str,
+        caller: str | None,
+        now: float,
+        until: float,
+    ) -> LiveReservation | None:
+        ns = namespace
+        prior = self._claimed.get(f"{ns}:{call_key}")
+        if prior is not None:
+            return prior
+        record = None
+        if caller is not None:
+            matches = self._match.get(f"{ns}:{match_key(dialled, caller)}", {})
+            live = [(expiry, uuid) for uuid, expiry in matches.items() if expiry > now]
+            record = self._live_record(ns, max(live)[1], now) if live else None
+        if record is None:
+            record = self._live_record(ns, self._pool.get(f"{ns}:{dialled}"), now)
+        if record is None or record.inbound_number != dialled:
+            return None
+        del self._records[f"{ns}:{record.uuid}"]
+        self._forget(ns, record)
+        self._claimed[f"{ns}:{call_key}"] = record
+        heapq.heappush(self._call_expiries, (until, f"{ns}:{call_key}"))
+        if record.holds:
+            hold = CallHold(call_key, record.target_id, record.subject_keys, (), until)
+            self._hold_call(ns, hold)
+        return record
+
+    async def dial(
+        self,
+        namespace: str,
+        call_key: str,
+        target_id: int,
+        subjects: tuple[CapSubject, ...],
+        now: float,
+        until: float,
+    ) -> tuple[HoldStatus, str | None]:
+        ns = namespace
+        held = self._calls.get(f"{ns}:{call_key}")
+        if held is not None and held.target_id == target_id:
+            self._calls[f"{ns}:{call_key}"] = replace(held, counters=period_counters(subjects))
+            return HoldStatus.HELD, None
+        if held is not None:
+            self._let_go(ns, held)
+        reason = next(filter(None, (self._blocking(ns, s, now) for s in subjects)), None)
+        if reason is not None:
+            return HoldStatus.CAPPED, reason
+        keys = tuple(s.key for s in subjects)
+        self._hold_call(ns, CallHold(call_key, target_id, keys, period_counters(subjects), until))
+        return HoldStatus.HELD, None
+
+    async def count_call(self, namespace: str, call_key: str, now: float) -> bool:
+        held = self._calls.get(f"{namespace}:{call_key}")
+        if held is None or held.counted:
+            return False
+        self._count_hold(namespace, held)
+        return True
+
+    async def end_call(
+        self, namespace: str, call_key: str, count: bool, now: float
+    ) -> CallHold | None:
+        held = self._calls.get(f"{namespace}:{call_key}")
+        if held is None:
+            return None
+        if count and not held.counted:
+            held = self._count_hold(namespace, held)
+        self._let_go(namespace, held)
+        return held
+
+    async def restore_calls(
+        self, namespace: str, holds: Sequence[CallHold], counts: Mapping[str, int], now: float
+    ) -> int:
+        for counter, count in counts.items():
+            key = f"{namespace}:{counter}"
+            self._counters[key] = max(self._counters.get(key, 0), count)
+        restored = 0
+        for hold in holds:
+            if hold.until > now and f"{namespace}:{hold.call_key}" not in self._calls:
+                self._hold_call(namespace, hold)
+                restored += 1
+        return restored
+
+    def _hold_call(self, ns: str, hold: CallHold) -> None:
+        self._calls[f"{ns}:{hold.call_key}"] = hold
+        heapq.heappush(self._call_expiries, (hold.until, f"{ns}:{hold.call_key}"))
+        for key in hold.subject_keys:
+            self._live.setdefault(f"{ns}:{key}", {})[hold.member] = hold.until
+            if not hold.counted:
+                self._pending.setdefault(f"{ns}:{key}", {})[hold.member] = hold.until
+
+    def _count_hold(self, ns: str, hold: CallHold) -> CallHold:
+        for counter in hold.counters:
+            self._counters[f"{ns}:{counter}"] = self._counters.get(f"{ns}:{counter}", 0) + 1
+        for key in hold.subject_keys:
+            self._pending.get(f"{ns}:{key}", {}).pop(hold.member, None)
+        counted = replace(hold, counted=True)
+        self._calls[f"{ns}:{hold.call_key}"] = counted
+        return counted
+
+    def _let_go(self, ns: str, hold: CallHold) -> None:
+        del self._calls[f"{ns}:{hold.call_key}"]
+        for key in hold.subject_keys:
+            self._live.get(f"{ns}:{key}", {}).pop(hold.member, None)
+            self._pending.get(f"{ns}:{key}", {}).pop(hold.member, None)
+
     async def close(self) -> None:
         self._records.clear()
 
@@ -185,6 +302,13 @@ class MemoryHotState:
             if entry is not None and entry[1] <= now:
                 del self._seen[key]
         self._rate = {k: v for k, v in self._rate.items() if v > now}
+        calls = self._call_expiries
+        while calls and calls[0][0] <= now:
+            _, key = heapq.heappop(calls)
+            hold = self._calls.get(key)
+            if hold is not None and hold.until <= now:
+                self._let_go(key.rsplit(":", 1)[0], hold)
+            self._claimed.pop(key, None)
         return dropped
 
     def _store(self, ns: str, record: LiveReservation, now: float) -> None:
@@ -195,6 +319,9 @@ class MemoryHotState:
             self._shield[f"{ns}:{record.shield_key}"] = record.uuid
         if record.pool_number is not None:
             self._pool[f"{ns}:{record.pool_number}"] = record.uuid
+        if record.caller_number is not None:
+            matched = f"{ns}:{match_key(record.inbound_number, record.caller_number)}"
+            self._match.setdefault(matched, {})[record.uuid] = record.expires_at
         if record.holds:
             self._take_slots(ns, record)
 
@@ -214,6 +341,13 @@ class MemoryHotState:
             and self._pool.get(f"{ns}:{record.pool_number}") == record.uuid
         ):
             del self._pool[f"{ns}:{record.pool_number}"]
+        if record.caller_number is not None:
+            matched = f"{ns}:{match_key(record.inbound_number, record.caller_number)}"
+            entries = self._match.get(matched)
+            if entries is not None:
+                entries.pop(record.uuid, None)
+                if not entries:
+                    del self._match[matched]
         for key in record.subject_keys:
             self._live.get(f"{ns}:{key}", {}).pop(record.uuid, None)
             self._pending.get(f"{ns}:{key}", {}).pop(record.uuid, None)

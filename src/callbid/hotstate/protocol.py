@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from callbid.domain.reserve import (
+    CallHold,
     CapSubject,
     HoldStatus,
     LiveReservation,
@@ -47,6 +49,59 @@ class HotState(Protocol):
         """End a reservation at once: free its slots, shield entry and pool number.
         Returns what was released (possibly already past its expiry, which frees nothing
         more), None when the store does not know it."""
+        ...
+
+    async def claim(
+        self,
+        namespace: str,
+        call_key: str,
+        dialled: str,
+        caller: str | None,
+        now: float,
+        until: float,
+    ) -> LiveReservation | None:
+        """Claim the live reservation a call from `caller` to `dialled` was reserved for (the
+        one with that inbound number and caller; for a pool number, the one holding it),
+        at most once: the reservation ends here (shield, pool number, match entry freed) and
+        its slots, when it held any, pass to the call `call_key` until `until` (see `dial`).
+
+        Idempotent per call: the same `call_key` claiming again gets the same record. None
+        when nothing live matches (expired, claimed by another call, other caller, none)."""
+        ...
+
+    async def dial(
+        self,
+        namespace: str,
+        call_key: str,
+        target_id: int,
+        subjects: tuple[CapSubject, ...],
+        now: float,
+        until: float,
+    ) -> tuple[HoldStatus, str | None]:
+        """Make the call `call_key` hold `target_id`'s slots (`subjects`) while it is dialled
+        and connected. A call holds one target at a time: dialling another lets go of the
+        previous one first. Dialling the target it already holds (e.g. from its claimed
+        reservation) checks nothing again. HELD, or CAPPED with the reason (the call then
+        holds nothing)."""
+        ...
+
+    async def count_call(self, namespace: str, call_key: str, now: float) -> bool:
+        """Count the call in its period counters (once); True when it counted now."""
+        ...
+
+    async def end_call(
+        self, namespace: str, call_key: str, count: bool, now: float
+    ) -> CallHold | None:
+        """The call ended: free its slots, counting it first when `count` and it had not yet.
+        Returns what it held, None when it held nothing."""
+        ...
+
+    async def restore_calls(
+        self, namespace: str, holds: Sequence[CallHold], counts: Mapping[str, int], now: float
+    ) -> int:
+        """Put back live calls' holds and period counts read from the database (after a
+        restart, or Redis losing its data); what the store still has is left alone. Returns
+        how many holds were put back."""
         ...
 
     async def close(self) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from functools import wraps
 from importlib.resources import files
 from typing import Any, ParamSpec, TypeVar
 
+import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -20,17 +21,21 @@ from callbid.adapters.outage import OutageLog, is_outage
 from callbid.domain.errors import Unavailable
 from callbid.domain.reserve import (
     EPSILON,
+    CallHold,
     CapSubject,
     HoldStatus,
     LiveReservation,
     ReserveOrder,
     ReserveResult,
+    period_counters,
 )
 from callbid.hotstate.redis_wire import (
     decode_hold,
+    decode_hold_record,
     decode_live,
     decode_record,
     decode_result,
+    encode_holds,
     encode_order,
     encode_records,
     encode_subjects,
@@ -166,6 +171,11 @@ class RedisHotState:
         self._hold = client.register_script(_script_source("hold"))
         self._release = client.register_script(_script_source("release"))
         self._load = client.register_script(_script_source("load"))
+        self._claim = client.register_script(_script_source("claim"))
+        self._dial = client.register_script(_script_source("dial"))
+        self._count = client.register_script(_script_source("count"))
+        self._end = client.register_script(_script_source("end"))
+        self._load_calls = client.register_script(_script_source("load_calls"))
         self._pipeline = ScriptPipeline(client)
         self._epsilon = repr(EPSILON)
 
@@ -191,6 +201,61 @@ class RedisHotState:
     async def release(self, namespace: str, uuid: str) -> LiveReservation | None:
         raw = await self._pipeline.call(self._release, [prefix(namespace)], [uuid])
         return decode_record(raw) if raw is not None else None
+
+    @unavailable_when_down
+    async def claim(
+        self,
+        namespace: str,
+        call_key: str,
+        dialled: str,
+        caller: str | None,
+        now: float,
+        until: float,
+    ) -> LiveReservation | None:
+        args: list[str | bytes] = [call_key, dialled, caller or "", repr(now), repr(until)]
+        raw = await self._pipeline.call(self._claim, [prefix(namespace)], args)
+        return decode_record(raw) if raw is not None else None
+
+    @unavailable_when_down
+    async def dial(
+        self,
+        namespace: str,
+        call_key: str,
+        target_id: int,
+        subjects: tuple[CapSubject, ...],
+        now: float,
+        until: float,
+    ) -> tuple[HoldStatus, str | None]:
+        counters = orjson.dumps(list(period_counters(subjects)))
+        args: list[str | bytes] = [
+            call_key,
+            str(target_id),
+            encode_subjects(subjects),
+            repr(now),
+            repr(until),
+            counters,
+        ]
+        return decode_hold(await self._pipeline.call(self._dial, [prefix(namespace)], args))
+
+    @unavailable_when_down
+    async def count_call(self, namespace: str, call_key: str, now: float) -> bool:
+        args: list[str | bytes] = [call_key, repr(now)]
+        return bool(await self._pipeline.call(self._count, [prefix(namespace)], args))
+
+    @unavailable_when_down
+    async def end_call(
+        self, namespace: str, call_key: str, count: bool, now: float
+    ) -> CallHold | None:
+        args: list[str | bytes] = [call_key, "1" if count else "0", repr(now)]
+        raw = await self._pipeline.call(self._end, [prefix(namespace)], args)
+        return decode_hold_record(raw) if raw is not None else None
+
+    @unavailable_when_down
+    async def restore_calls(
+        self, namespace: str, holds: Sequence[CallHold], counts: Mapping[str, int], now: float
+    ) -> int:
+        args: list[str | bytes] = [encode_holds(list(holds)), orjson.dumps(dict(counts)), repr(now)]
+        return int(await self._load_calls(keys=[prefix(namespace)], args=args))
 
     async def claim_restore(self) -> bool:
         """True when Redis holds no mark of a completed restore (it lost its data, or this is

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from callbid.domain.reserve import (
+    CallHold,
     Candidate,
     CapSubject,
     HoldStatus,
@@ -158,6 +159,37 @@ def decode_result(reply: Reply) -> ReserveResult:
 def decode_hold(reply: Reply) -> tuple[HoldStatus, str | None]:
     status = HoldStatus(_text(reply[0]))
     return status, _text(reply[1]) if len(reply) > 1 else None
+
+
+def encode_holds(holds: list[CallHold]) -> bytes:
+    """Holds in the form the call scripts store them (`common.lua`, `hold_call`)."""
+    return orjson.dumps(
+        [
+            {
+                "c": h.call_key,
+                "t": h.target_id,
+                "k": list(h.subject_keys),
+                "n": list(h.counters),
+                "e": repr(h.until),
+                "d": h.counted,
+            }
+            for h in holds
+        ]
+    )
+
+
+def decode_hold_record(raw: bytes | str) -> CallHold:
+    data = orjson.loads(raw)
+    keys, counters = data["k"], data["n"]
+    return CallHold(
+        call_key=data["c"],
+        target_id=int(data["t"]),
+        # Lua's cjson writes an empty list as `{}`.
+        subject_keys=tuple(keys) if isinstance(keys, list) else (),
+        counters=tuple(counters) if isinstance(counters, list) else (),
+        until=float(data["e"]),
+        counted=bool(data["d"]),
+    )
 
 
 def _text(value: bytes | str) -> str:

@@ -85,3 +85,66 @@ local function save_record(rec, now)
   set_for(P .. 'r:' .. rec.u, raw, tonumber(rec.e) - now)
   return raw
 end
+
+local function drop_if_owned(owned, uuid)
+  if redis.call('GET', owned) == uuid then redis.call('DEL', owned) end
+end
+
+-- End a stored reservation: the record, its shield entry, pool number and match entry (when
+-- still its own) and its slots. As MemoryHotState._forget.
+local function forget_record(rec)
+  redis.call('DEL', P .. 'r:' .. rec.u)
+  if rec.sh then drop_if_owned(P .. 'shield:' .. rec.sh, rec.u) end
+  if rec.pn then drop_if_owned(P .. 'pool:' .. rec.pn, rec.u) end
+  if rec.c then redis.call('ZREM', P .. 'm:' .. rec.i .. '|' .. rec.c, rec.u) end
+  for _, subject in ipairs(rec.k) do
+    redis.call('ZREM', P .. 'live:' .. subject, rec.u)
+    redis.call('ZREM', P .. 'pending:' .. subject, rec.u)
+  end
+end
+
+-- A live call's hold (domain.reserve.CallHold): c = call key, t = target, k = subject keys,
+-- n = period counters, e = until, d = counted. Slot members are `call:<call key>`.
+local function save_call(h, now)
+  set_for(P .. 'call:' .. h.c, cjson.encode(h), tonumber(h.e) - now)
+end
+
+local function hold_call(h, now)
+  local untl = tonumber(h.e)
+  local member = 'call:' .. h.c
+  for _, key in ipairs(h.k) do
+    add_slot(P .. 'live:' .. key, member, untl, now)
+    if not h.d then add_slot(P .. 'pending:' .. key, member, untl, now) end
+  end
+  save_call(h, now)
+end
+
+local function let_go(h)
+  redis.call('DEL', P .. 'call:' .. h.c)
+  local member = 'call:' .. h.c
+  for _, key in ipairs(h.k) do
+    redis.call('ZREM', P .. 'live:' .. key, member)
+    redis.call('ZREM', P .. 'pending:' .. key, member)
+  end
+end
+
+-- Counters of hours, days and months are collected after 40 days; lifetime ones are kept.
+local function count_hold(h, now)
+  for _, counter in ipairs(h.n) do
+    local key = P .. 'cnt:' .. counter
+    redis.call('INCR', key)
+    if string.sub(counter, -5) ~= ':life' and redis.call('TTL', key) < 0 then
+      redis.call('EXPIRE', key, 40 * 86400)
+    end
+  end
+  local member = 'call:' .. h.c
+  for _, key in ipairs(h.k) do redis.call('ZREM', P .. 'pending:' .. key, member) end
+  h.d = true
+  save_call(h, now)
+end
+
+local function stored_call(call_key)
+  local raw = redis.call('GET', P .. 'call:' .. call_key)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end

@@ -1,20 +1,6 @@
--- release(KEYS[1] = prefix; ARGV[1] = uuid): end a reservation, free its slots, shield entry
--- and pool number (when still its own). Reply: the record JSON as it was, or nil.
-local uuid = ARGV[1]
-local key = P .. 'r:' .. uuid
-local raw = redis.call('GET', key)
+-- release(KEYS[1] = prefix; ARGV[1] = uuid): end a reservation, free its slots, shield entry,
+-- pool number and match entry (when still its own). Reply: the record JSON as it was, or nil.
+local raw = redis.call('GET', P .. 'r:' .. ARGV[1])
 if not raw then return false end
-redis.call('DEL', key)
-local rec = cjson.decode(raw)
-
-local function drop_if_owned(owned)
-  if redis.call('GET', owned) == uuid then redis.call('DEL', owned) end
-end
-
-if rec.sh then drop_if_owned(P .. 'shield:' .. rec.sh) end
-if rec.pn then drop_if_owned(P .. 'pool:' .. rec.pn) end
-for _, subject in ipairs(rec.k) do
-  redis.call('ZREM', P .. 'live:' .. subject, uuid)
-  redis.call('ZREM', P .. 'pending:' .. subject, uuid)
-end
+forget_record(cjson.decode(raw))
 return raw

@@ -70,6 +70,7 @@ local function store(candidate, option, payout, pool_number)
   local raw = save_record(rec, now)
   if o.sh then set_for(P .. 'shield:' .. o.sh, o.u, o.e - now) end
   if pool_number then set_for(P .. 'pool:' .. pool_number, o.u, o.e - now) end
+  if o.c then add_slot(P .. 'm:' .. rec.i .. '|' .. o.c, o.u, o.e, now) end
   if o.h then take_slots(rec, now) end
   if o.sn then
     set_for(P .. 'seen:' .. o.sn, fmt(now) .. '|' .. fmt(now + o.st), o.st)
