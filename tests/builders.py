@@ -42,13 +42,18 @@ async def build_campaign(
     campaign: dict[str, Any] | None = None,
     groups: list[dict[str, Any]] | None = None,
     caller_lists: list[dict[str, Any]] | None = None,
+    carrier_token: str | None = None,
 ) -> Built:
     """A company with one campaign; `groups` entries take `members` as target indexes and
     `caller_lists` are referenced by index from a target's `caller_list` or the campaign's
     `blocked_lists`."""
     token = new_token()
     async with sessions.begin() as session:
-        company = t.Company(name=f"company-{uuid.uuid4().hex[:8]}", token_hash=hash_token(token))
+        company = t.Company(
+            name=f"company-{uuid.uuid4().hex[:8]}",
+            token_hash=hash_token(token),
+            carrier_auth_token=carrier_token,
+        )
         session.add(company)
         await session.flush()
         cid = company.id

@@ -11,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callbid.adapters.config_bus import RedisConfigBus
 from callbid.adapters.leases import RedisLeases
+from callbid.adapters.storage.calls import CallWrites
 from callbid.adapters.storage.reservations import ReservationWrites
 from callbid.adapters.storage.writer import GroupWriter
 from callbid.hotstate.protocol import HotState
+from callbid.locks import KeyedLocks
 from callbid.metrics import Metrics
 from callbid.service.buyers import BuyerPinger, OverheadMeter
 from callbid.service.configs import ConfigCache
@@ -39,6 +41,8 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     overhead: OverheadMeter = field(default_factory=OverheadMeter)
     token_cache: dict[str, tuple[int, float]] = field(default_factory=dict)
+    call_writes: CallWrites = field(default_factory=lambda: CallWrites("sqlite"))
+    call_locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     async def invalidate(self, company_id: int) -> None:
         """Forget cached configuration of `company_id` after an admin change, here and, when

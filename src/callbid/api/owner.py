@@ -6,8 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from callbid.adapters.storage.calls import call_of_reservation
 from callbid.adapters.storage.reservations import get_reservation
 from callbid.api.auth import current_company, runtime_of
+from callbid.api.calls import call_view
 from callbid.api.render import iso_ms
 from callbid.domain.errors import NotFound
 from callbid.service.ping import effective_status
@@ -27,7 +29,8 @@ def owner_router() -> APIRouter:
 async def lookup_reservation(
     uuid: str, request: Request, company_id: int = Depends(current_company)
 ) -> dict[str, Any]:
-    """The reservation, its tags, matched criteria and one decision log row per target.
+    """The reservation, its tags, matched criteria, one decision log row per target, and the
+    call that claimed it (or was meant for it), with its call flow.
 
     Another company's reservation answers 404, exactly like a missing one.
     """
@@ -36,6 +39,7 @@ async def lookup_reservation(
         row = await get_reservation(session, uuid.lower().removesuffix(".json"))
         if row is None or row.company_id != company_id:
             raise NotFound("reservation not found")
+        call = await call_of_reservation(session, row.uuid)
     return {
         "uuid": row.uuid,
         "status": effective_status(row, runtime.clock()),
@@ -63,4 +67,5 @@ async def lookup_reservation(
         "claimed_at": iso_ms(row.claimed_at),
         "wiped_at": iso_ms(row.wiped_at),
         "decision_log": row.decision_log,
+        "call": call_view(call) if call is not None else None,
     }

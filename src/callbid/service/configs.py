@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callbid.adapters.storage.config_repo import load_key
+from callbid.adapters.storage.config_repo import load_key, load_line
 from callbid.domain.memo import PlanMemo
 from callbid.domain.model import Campaign, RtbKey
 
@@ -26,6 +26,17 @@ class KeyConfig:
     memo: PlanMemo
 
 
+@dataclass(frozen=True, slots=True)
+class LineConfig:
+    """A tracking number's campaign, as calls to it need: the campaign, the company's carrier
+    auth token (signing its webhooks) and the campaign's RTB keys (strict routing)."""
+
+    number: str
+    campaign: Campaign
+    carrier_token: str | None
+    keys: dict[str, RtbKey]
+
+
 class ConfigCache:
     """Keys and campaigns by key string; `invalidate` drops a company's entries at once.
 
@@ -39,6 +50,7 @@ class ConfigCache:
         self._unknown: dict[str, float] = {}
         self._loading: dict[str, asyncio.Future[KeyConfig | None]] = {}
         self._generation = 0
+        self._lines: dict[str, LineConfig] = {}
 
     async def get(self, key: str) -> KeyConfig | None:
         found = self._keys.get(key)
@@ -78,11 +90,30 @@ class ConfigCache:
         self._keys[key] = config
         return config
 
+    async def line(self, number: str) -> LineConfig | None:
+        """The configuration of calls to tracking number `number` (cached; None unknown)."""
+        found = self._lines.get(number)
+        if found is not None:
+            return found
+        generation = self._generation
+        async with self._sessions() as session:
+            loaded = await load_line(session, number)
+        if loaded is None:
+            return None
+        line = LineConfig(number, *loaded)
+        if generation == self._generation:
+            self._lines[number] = line
+        return line
+
     def invalidate(self, company_id: int | None = None) -> None:
         """Drop cached entries of `company_id` (all when None) and every negative entry."""
         self._generation += 1
         self._unknown.clear()
         if company_id is None:
             self._keys.clear()
+            self._lines.clear()
             return
+        self._lines = {
+            n: v for n, v in self._lines.items() if v.campaign.company_id != company_id
+        }
         self._keys = {k: v for k, v in self._keys.items() if v.key.company_id != company_id}

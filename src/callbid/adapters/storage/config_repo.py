@@ -8,7 +8,7 @@ filters `[{"tag": str, "op": FilterOp, "values": [str]}]`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +21,7 @@ from callbid.adapters.storage import tables as t
 from callbid.domain import model as m
 from callbid.domain.buyers import Passthrough
 from callbid.domain.hours import block_from
+from callbid.domain.pixels import DEFAULT_CONTENT_TYPE, PixelEvent, Webhook
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ async def load_campaign(session: AsyncSession, campaign_id: int) -> m.Campaign |
         for n in lists[list_id].numbers
     )
     gate, usable = stored_passthrough(row.passthrough, f"campaign {row.id}")
+    webhooks = await load_webhooks(session, [campaign_id])
     return m.Campaign(
         id=row.id,
         company_id=row.company_id,
@@ -164,6 +166,7 @@ async def load_campaign(session: AsyncSession, campaign_id: int) -> m.Campaign |
         publishers={p.publisher_id: publisher_from(p) for p in publishers},
         blocked_callers=blocked,
         passthrough=gate,
+        webhooks=webhooks.get(campaign_id, ()),
     )
 
 
@@ -229,3 +232,60 @@ def publisher_from(row: t.Publisher) -> m.Publisher:
         caps=caps_from(row),
         schedule=schedule_from(row.timezone, row.hours),
     )
+
+
+async def load_webhooks(
+    session: AsyncSession, campaign_ids: Collection[int], event: PixelEvent | None = None
+) -> dict[int, tuple[Webhook, ...]]:
+    """The enabled pixels of each campaign (of `event` only, when given), oldest first;
+    campaigns without any are left out."""
+    query = select(t.Webhook).where(
+        t.Webhook.campaign_id.in_(list(campaign_ids)), t.Webhook.enabled.is_(True)
+    )
+    if event is not None:
+        query = query.where(t.Webhook.event == event)
+    found: dict[int, list[Webhook]] = {}
+    for row in await session.scalars(query.order_by(t.Webhook.id)):
+        webhook = webhook_from(row)
+        if webhook is not None:
+            found.setdefault(row.campaign_id, []).append(webhook)
+    return {campaign_id: tuple(hooks) for campaign_id, hooks in found.items()}
+
+
+def webhook_from(row: t.Webhook) -> Webhook | None:
+    """The pixel a row describes; None (logged) for a row written around the admin API that
+    no longer reads: a campaign must keep taking pings."""
+    try:
+        return Webhook(
+            id=row.id,
+            event=PixelEvent(row.event),
+            url=row.url,
+            method=row.method.upper(),
+            headers=tuple((str(k), str(v)) for k, v in (row.headers or {}).items()),
+            body=row.body,
+            content_type=row.content_type or DEFAULT_CONTENT_TYPE,
+            conditions=rules_from(row.conditions or ()),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("webhook %s: stored configuration refused (%r); it does not fire", row.id, exc)
+        return None
+
+
+async def load_line(
+    session: AsyncSession, number: str
+) -> tuple[m.Campaign, str | None, dict[str, m.RtbKey]] | None:
+    """The campaign a tracking number belongs to, its company's carrier auth token and the
+    campaign's RTB keys; None for a number no campaign has."""
+    row = (
+        await session.scalars(select(t.TrackingNumber).where(t.TrackingNumber.number == number))
+    ).first()
+    if row is None:
+        return None
+    campaign = await load_campaign(session, row.campaign_id)
+    company = await session.get(t.Company, row.company_id)
+    if campaign is None or company is None:
+        return None
+    keys = (
+        await session.scalars(select(t.RtbKey).where(t.RtbKey.campaign_id == row.campaign_id))
+    ).all()
+    return campaign, company.carrier_auth_token, {k.key: key_from(k) for k in keys}

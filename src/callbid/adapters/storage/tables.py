@@ -240,6 +240,7 @@ class Reservation(Base):
     __table_args__ = (
         Index("ix_reservations_live", "status", "expires_at"),
         Index("ix_reservations_created", "created_at"),
+        Index("ix_reservations_inbound", "campaign_id", "inbound_number", "created_at"),
     )
     uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
     company_id: Mapped[int] = mapped_column(Integer)
@@ -299,7 +300,7 @@ class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
         UniqueConstraint("company_id", "call_sid"),
-        Index("ix_calls_live", "status", "started_at"),
+        Index("ix_calls_hold_until", "hold_until"),
         Index("ix_calls_campaign_started", "campaign_id", "started_at"),
         Index("ix_calls_caller", "campaign_id", "caller_number", "converted_at"),
     )
@@ -326,6 +327,7 @@ class Call(Base):
     subject_keys: Mapped[list[Any]] = mapped_column(default=list)
     counters: Mapped[list[Any]] = mapped_column(default=list)
     counted: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When the sweeper closes the call if its end never comes; None once it ended.
     hold_until: Mapped[datetime | None] = mapped_column()
     #: What the reservation promised (criterion_id, payout, revenue, buffer_seconds), if any.
     promise: Mapped[dict[str, Any] | None] = mapped_column(JSON)

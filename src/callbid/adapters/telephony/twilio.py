@@ -148,10 +148,11 @@ def caller_tags(form: Mapping[str, str]) -> dict[str, str]:
     return tags
 
 
-def twiml_dial(answer: RouteAnswer, action_url: str) -> str:
+def twiml_dial(answer: RouteAnswer, action_url: str, answered_url: str | None = None) -> str:
     """TwiML that dials the answer's first leg (`<Number>`, or `<Sip>` for a `sip:`/`sips:`
-    URI) for its ring timeout, Twilio then POSTing the outcome to `action_url`. With no leg:
-    `<Say>` the fallback, when there is one and it is not blank, and `<Hangup/>`.
+    URI) for its ring timeout, Twilio then POSTing the outcome to `action_url` (and, with
+    `answered_url`, the moment the leg answers: its status callback). With no leg: `<Say>`
+    the fallback, when there is one and it is not blank, and `<Hangup/>`.
 
     Every value is escaped; characters XML 1.0 cannot carry at all (controls other than tab
     and newlines, lone surrogates) are dropped. Raises ValueError when the first leg's
@@ -167,7 +168,14 @@ def twiml_dial(answer: RouteAnswer, action_url: str) -> str:
         {"timeout": str(ring_timeout_of(leg)), "action": xml_text(action_url), "method": "POST"},
     )
     noun, destination = destination_of(leg)
-    ET.SubElement(dial, noun).text = destination
+    attributes = {}
+    if answered_url is not None:
+        attributes = {
+            "statusCallbackEvent": "answered",
+            "statusCallback": xml_text(answered_url),
+            "statusCallbackMethod": "POST",
+        }
+    ET.SubElement(dial, noun, attributes).text = destination
     return render(response)
 
 
