@@ -735,7 +735,8 @@ async def test_failed_writes_change_nothing(a: Tenant) -> None:
 async def test_openapi_documents_the_admin_api(service: Service) -> None:
     spec = (await service.client.get("/openapi.json")).json()
     paths = [p for p in spec["paths"] if p.startswith(API)]
-    assert len(paths) == 19
+    for expected in ("company", "campaigns", "targets", "rtb-keys", "calls", "webhooks"):
+        assert f"{API}/{expected}" in paths, expected
     for path in paths:
         for operation in spec["paths"][path].values():
             assert operation.get("summary"), path
