@@ -171,7 +171,9 @@ async def start_call(
             flow.append(flow_event(now, "matched", f"claimed reservation {claimed.uuid}"))
         else:
             async with runtime.sessions() as session:
-                rows = await recent_reservations_on(session, campaign.id, started.dialled)
+                rows = await recent_reservations_on(
+                    session, campaign.id, started.dialled, started.caller, now
+                )
             match, missed = explain_miss(rows, started.caller, now)
             row.update(match=match, reservation_uuid=missed)
             tagged = derive_tags(tags, "", started.caller)

@@ -30,8 +30,8 @@ CLAIM_RESERVATION = (
     .where(Reservation.uuid == bindparam("b_uuid"))
     .values(status="claimed", claimed_at=bindparam("b_at"))
 )
-#: How far back a call looks for the reservation it might have been meant for.
-MISS_LOOKBACK = 50
+#: How many of a caller's reservations on a number a missed call looks back at.
+MISS_LOOKBACK = 5
 
 
 def _count_upsert(dialect: str) -> Any:
@@ -89,16 +89,34 @@ async def call_of_reservation(session: AsyncSession, reservation_uuid: str) -> C
 
 
 async def recent_reservations_on(
-    session: AsyncSession, campaign_id: int, inbound_number: str
-) -> Sequence[Reservation]:
-    """The latest reservations answered with `inbound_number`, newest first."""
-    rows = await session.scalars(
-        select(Reservation)
-        .where(Reservation.campaign_id == campaign_id, Reservation.inbound_number == inbound_number)
-        .order_by(Reservation.created_at.desc())
-        .limit(MISS_LOOKBACK)
+    session: AsyncSession, campaign_id: int, inbound_number: str, caller: str | None, now: datetime
+) -> list[Reservation]:
+    """What a call to `inbound_number` from `caller` might have been meant for: the caller's
+    latest reservations on that number (a pool number's, whoever the caller), newest first,
+    then one live reservation of anyone else on it."""
+    on_number = (
+        Reservation.campaign_id == campaign_id,
+        Reservation.inbound_number == inbound_number,
     )
-    return rows.all()
+    own = select(Reservation).where(*on_number)
+    if caller is not None:
+        own = own.where(
+            (Reservation.caller_number == caller) | Reservation.pool_number.is_not(None)
+        )
+    else:
+        own = own.where(Reservation.pool_number.is_not(None))
+    rows = list(
+        (
+            await session.scalars(own.order_by(Reservation.created_at.desc()).limit(MISS_LOOKBACK))
+        ).all()
+    )
+    live = await session.scalars(
+        select(Reservation)
+        .where(*on_number, Reservation.status.in_(("reserved", "confirmed")))
+        .where(Reservation.expires_at > now)
+        .limit(1)
+    )
+    return rows + list(live.all())
 
 
 async def last_conversions(

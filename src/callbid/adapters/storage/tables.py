@@ -240,7 +240,13 @@ class Reservation(Base):
     __table_args__ = (
         Index("ix_reservations_live", "status", "expires_at"),
         Index("ix_reservations_created", "created_at"),
-        Index("ix_reservations_inbound", "campaign_id", "inbound_number", "created_at"),
+        Index(
+            "ix_reservations_inbound",
+            "campaign_id",
+            "inbound_number",
+            "caller_number",
+            "created_at",
+        ),
     )
     uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
     company_id: Mapped[int] = mapped_column(Integer)

@@ -186,7 +186,7 @@ def upgrade() -> None:
     with op.batch_alter_table("reservations", schema=None) as batch_op:
         batch_op.create_index(
             "ix_reservations_inbound",
-            ["campaign_id", "inbound_number", "created_at"],
+            ["campaign_id", "inbound_number", "caller_number", "created_at"],
             unique=False,
         )
 
