@@ -1,4 +1,4 @@
-"""The `callbid` command: serve, demo, company management, purge."""
+"""The `callbid` command: serve, demo, company management, purge, simulate."""
 
 from __future__ import annotations
 
@@ -25,7 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         print(f"callbid: invalid settings: {problems}", file=sys.stderr)
         return 2
-    handler = {"serve": _serve, "demo": _demo, "company": _company, "purge": _purge}[args.command]
+    handler = {
+        "serve": _serve,
+        "demo": _demo,
+        "company": _company,
+        "purge": _purge,
+        "simulate": _simulate,
+    }[args.command]
     return handler(settings, args)
 
 
@@ -44,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     company = sub.add_parser("company", help="create a company and print its admin token")
     company.add_argument("name")
     sub.add_parser("purge", help="delete RTB records older than the retention period")
+    from callbid.simulate.command import add_arguments
+
+    add_arguments(sub.add_parser("simulate", help="drive a server with traffic, check its report"))
     return parser
 
 
@@ -140,6 +149,12 @@ def _purge(settings: Settings, _args: argparse.Namespace) -> int:
     deleted = asyncio.run(purge_database(settings))
     print(json.dumps({"deleted": deleted}))
     return 0
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from callbid.simulate.command import command
+
+    return command(settings, args, _public_url(settings))
 
 
 if __name__ == "__main__":
