@@ -136,7 +136,9 @@ async def ping(svc: Service, built: Built, caller: str | None = CALLER) -> dict[
 
 async def call_of(svc: Service, built: Built, sid: str) -> dict[str, Any]:
     response = await svc.client.get(
-        "/api/v1/calls", params={"call_sid": sid}, headers={"Authorization": f"Bearer {built.token}"}
+        "/api/v1/calls",
+        params={"call_sid": sid},
+        headers={"Authorization": f"Bearer {built.token}"},
     )
     assert response.status_code == 200, response.text
     found: list[dict[str, Any]] = response.json()
@@ -181,9 +183,7 @@ async def test_reserved_call_is_dialled_and_converts_with_the_promised_payout(
     assert events(call)[:2] == ["call_started", "matched"]
     assert "answered" in events(call)
     assert events(call)[-1] == "converted"
-    publisher = await service.client.get(
-        f"/rtbs/{answer['uuid']}.json", params={"key": built.key}
-    )
+    publisher = await service.client.get(f"/rtbs/{answer['uuid']}.json", params={"key": built.key})
     assert publisher.json()["status"] == "claimed"
 
 
@@ -414,9 +414,7 @@ async def test_the_json_call_event_api_has_the_same_semantics(service: Service) 
         "sip:agent@buyer.example",
     ]
 
-    connected = await service.client.post(
-        "/api/v1/calls/fs-1/connected", json={}, headers=auth
-    )
+    connected = await service.client.post("/api/v1/calls/fs-1/connected", json={}, headers=auth)
     assert connected.status_code == 200, connected.text
     ended = await service.client.post(
         "/api/v1/calls/fs-1/ended", json={"connected_seconds": 95}, headers=auth
