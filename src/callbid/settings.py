@@ -80,6 +80,24 @@ class Settings(BaseSettings):
         description="a call whose end is never reported is closed after this long, freeing "
         "its target's slot",
     )
+    pixel_poll_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="how often due pixels (webhooks out) are looked for"
+    )
+    pixel_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="a pixel receiver slower than this is retried later"
+    )
+    pixel_max_attempts: int = Field(
+        default=10, ge=1, le=100, description="attempts at a pixel before it is marked failed"
+    )
+    pixel_backoff_base_seconds: float = Field(
+        default=5.0, gt=0, le=86_400, description="wait after a pixel's first failed attempt"
+    )
+    pixel_backoff_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        le=7 * 86_400,
+        description="longest wait between a pixel's attempts (the wait doubles up to it)",
+    )
     random_seed: int | None = Field(
         default=None, description="seed the routing random source (tests)"
     )
@@ -99,6 +117,8 @@ class Settings(BaseSettings):
             problems.append(
                 "several workers share one database: set CALLBID_DATABASE_URL to PostgreSQL"
             )
+        if self.pixel_backoff_max_seconds < self.pixel_backoff_base_seconds:
+            problems.append("pixel_backoff_max_seconds must be at least pixel_backoff_base_seconds")
         if self.store == "redis" and self.redis_url is None:
             problems.append("store=redis needs CALLBID_REDIS_URL")
         if problems:

@@ -22,12 +22,13 @@ from callbid.adapters.config_bus import RedisConfigBus
 from callbid.adapters.geo import zip_index
 from callbid.adapters.leases import RedisLeases
 from callbid.adapters.outage import OutageLog
+from callbid.adapters.storage.calls import CallWrites
 from callbid.adapters.storage.db import create_engine, migrate, session_factory
 from callbid.adapters.storage.postgres_writer import PostgresExecutor
 from callbid.adapters.storage.reservations import ReservationWrites
 from callbid.adapters.storage.sqlite_writer import SqliteExecutor
 from callbid.adapters.storage.writer import BatchExecutor, EngineExecutor, GroupWriter
-from callbid.api import public
+from callbid.api import calls, public, telephony
 from callbid.api.admin import admin_router
 from callbid.api.errors import (
     failed,
@@ -42,6 +43,7 @@ from callbid.hotstate.memory import MemoryHotState
 from callbid.hotstate.protocol import HotState
 from callbid.hotstate.redis import RedisHotState, connect_redis
 from callbid.runtime import Runtime
+from callbid.service.calls import restore_calls
 from callbid.service.configs import ConfigCache
 from callbid.service.demo import seed_demo_if_empty
 from callbid.service.maintenance import (
@@ -49,6 +51,7 @@ from callbid.service.maintenance import (
     restore_memory_state,
     restore_redis_state,
 )
+from callbid.service.pixels import pixel_dispatcher
 from callbid.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,11 +86,14 @@ def create_app(
         app.state.runtime = runtime
         maintenance = Maintenance(runtime)
         maintenance.start()
+        pixels = pixel_dispatcher(settings, runtime.sessions, runtime.clock)
+        await pixels.start()
         _settle_garbage_collector()
         try:
             yield
         finally:
             await maintenance.stop()
+            await pixels.stop()
             await buyers.close()
             if runtime.bus is not None:
                 await runtime.bus.stop()
@@ -106,9 +112,10 @@ def create_app(
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(Exception, _handle_unexpected)
     # First in line: every request is matched against the routes in order.
-    app.router.routes[0:0] = public.routes()
+    app.router.routes[0:0] = public.routes() + telephony.routes()
     app.include_router(owner_router())
     app.include_router(admin_router(), prefix="/api/v1")
+    app.include_router(calls.router, prefix="/api/v1")
     return app
 
 
@@ -146,7 +153,8 @@ async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng:
     else:
         memory = MemoryHotState()
         restored = await restore_memory_state(memory, sessions, clock())
-        log.info("restored %d live reservations", restored)
+        calls = await restore_calls(memory, sessions, clock())
+        log.info("restored %d live reservations and %d live calls", restored, calls)
         store = memory
     writer = GroupWriter(_executor(settings, engine), batch_max=settings.write_batch_max)
     writer.start()
@@ -157,6 +165,7 @@ async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng:
         store=store,
         writer=writer,
         writes=ReservationWrites(engine.dialect.name),
+        call_writes=CallWrites(engine.dialect.name),
         configs=configs,
         clock=clock,
         rng=rng,

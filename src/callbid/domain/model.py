@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from callbid.domain.buyers import Passthrough
+
+if TYPE_CHECKING:  # pixels.py reads TagRule from here
+    from callbid.domain.pixels import Webhook
 
 UTC = ZoneInfo("UTC")
 
@@ -204,6 +208,8 @@ class Campaign:
     #: Derived: targets by id, and the ids of those with a passthrough of their own.
     by_id: dict[int, Target] = field(init=False, repr=False, compare=False)
     bidders: frozenset[int] = field(init=False, repr=False, compare=False)
+    #: Pixels sent when its events happen (enabled ones only).
+    webhooks: tuple[Webhook, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_id", {t.id: t for t in self.targets})

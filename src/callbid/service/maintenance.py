@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callbid.adapters.outage import is_outage
 from callbid.adapters.storage.db import create_engine, session_factory
+from callbid.adapters.storage.deliveries import purge_deliveries
 from callbid.adapters.storage.reservations import (
-    EXPIRE,
     live_reservations,
     purge,
     recent_callers,
@@ -24,6 +24,8 @@ from callbid.domain.reserve import LiveReservation, namespace
 from callbid.hotstate.memory import MemoryHotState
 from callbid.hotstate.redis import RedisHotState
 from callbid.runtime import Runtime
+from callbid.service.calls import close_overdue, restore_calls
+from callbid.service.pixels import expire_with_pixels
 from callbid.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,30 +106,35 @@ async def restore_redis_state(
     except BaseException:
         await store.restore_abandoned()  # let the next attempt (any worker's) try again
         raise
+    calls = await restore_calls(store, sessions, now)
     await store.restore_done()
-    log.info("restored %d live reservations into Redis", restored)
+    log.info("restored %d live reservations and %d live calls into Redis", restored, calls)
     return restored
 
 
 async def purge_once(runtime: Runtime) -> int:
-    """Delete RTB records older than the retention period; returns reservations deleted."""
+    """Delete RTB records and settled pixel deliveries older than the retention period;
+    returns reservations deleted."""
     now = runtime.clock()
     older_than = now - timedelta(hours=runtime.settings.retention_hours)
     async with runtime.sessions.begin() as session:
+        await purge_deliveries(await session.connection(), older_than=older_than)
         return await purge(session, older_than=older_than, now=now)
 
 
 async def sweep_once(runtime: Runtime) -> None:
-    """Mark reservations past `expires_at` expired and drop them from an in-process store.
+    """Mark reservations past `expires_at` expired, queueing their `expired` pixels in the
+    same transaction, and drop them from an in-process store.
 
     The update goes through the engine's own connection, not the group writer: it touches
     every reservation that expired since the last sweep, and on the writer's connection (the
     event loop's, on SQLite) that stalled pings for milliseconds once a second."""
     now = runtime.clock()
     async with runtime.sessions.begin() as session:
-        await session.execute(EXPIRE, {"b_now": now})
+        await expire_with_pixels(session, now)
     if isinstance(runtime.store, MemoryHotState):
         runtime.store.prune(now.timestamp())
+    await close_overdue(runtime)
 
 
 class Maintenance:
@@ -178,9 +185,9 @@ async def purge_database(settings: Settings) -> int:
     try:
         sessions = session_factory(engine)
         now = datetime.now(UTC)
+        older_than = now - timedelta(hours=settings.retention_hours)
         async with sessions.begin() as session:
-            return await purge(
-                session, older_than=now - timedelta(hours=settings.retention_hours), now=now
-            )
+            await purge_deliveries(await session.connection(), older_than=older_than)
+            return await purge(session, older_than=older_than, now=now)
     finally:
         await engine.dispose()

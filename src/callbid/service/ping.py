@@ -35,6 +35,7 @@ from callbid.runtime import Runtime
 from callbid.service.buyers import ask_buyers, buyer_deadline, loop_time, release_unused
 from callbid.service.configs import KeyConfig
 from callbid.service.intake import build_request, key_of, publisher_of
+from callbid.service.pixels import reserved_pixel_ops
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +204,8 @@ def _creation_ops(
     }
     writes = runtime.writes
     ops = [writes.created(row)]
+    if record is not None:
+        ops += reserved_pixel_ops(campaign, request, record, now=now)
     order = plan.order
     if (
         record is not None

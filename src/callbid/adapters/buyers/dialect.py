@@ -8,12 +8,11 @@ templates, and its answer parsed through its response mapping. No I/O here.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qs, quote, quote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import jmespath
 import orjson
@@ -24,12 +23,8 @@ from callbid.adapters.buyers.types import BuyerRequest, Parser
 from callbid.adapters.phone import to_e164
 from callbid.domain.buyers import ParsedReply, Passthrough, ReplyOutcome, ResponseMapping
 from callbid.domain.model import PingRequest
+from callbid.domain.tokens import render_parts
 
-#: `[caller_number]`, `[caller.zip]`, `[sub-id]`: letters, digits, `_`, `.` and `-`.
-TOKEN = re.compile(r"\[([A-Za-z0-9_.\-]+)\]")
-#: What must never reach a header value: C0 and C1 controls (CR, LF among them), DEL, and the
-#: Unicode line separators.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 REGEX_PREFIX = "re:"
 MAX_REASON = 200
 MAX_SIP = 256
@@ -44,7 +39,6 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _PLAIN_PATH = re.compile(rf"{_NAME}(?:\.{_NAME}|\[-?[0-9]+\])*")
 _PLAIN_STEP = re.compile(rf"({_NAME})|\[(-?[0-9]+)\]")
 
-Encoder = Callable[[str], str]
 Found = dict[str, object]
 
 
@@ -80,68 +74,13 @@ def caller_tokens(e164: str | None) -> dict[str, str]:
 
 
 def build_request(passthrough: Passthrough, tokens: Mapping[str, str]) -> BuyerRequest:
-    """The buyer's request with every `[token]` substituted (unknown tokens become empty).
-
-    Values are percent-encoded in the URL, stripped of control characters in headers, and
-    escaped for the body's content type (JSON string escapes, form encoding, else raw) so a
-    tag can never break the request's syntax. A `Content-Type` header is added when a body is
-    sent and the headers set none.
-    """
-    url = substitute(passthrough.url, tokens, url_value)
-    headers = tuple(
-        (name, header_value(substitute(value, tokens, raw_value)))
-        for name, value in passthrough.headers
+    """The buyer's request with every `[token]` substituted (unknown tokens become empty),
+    each value escaped for where it lands (`domain.tokens.render_parts`)."""
+    parts = render_parts(
+        passthrough.url, passthrough.headers, passthrough.body, passthrough.content_type, tokens
     )
-    body = None
-    if passthrough.body is not None:
-        text = substitute(passthrough.body, tokens, body_encoder(passthrough.content_type))
-        body = text.encode("utf-8", "replace")
-        if not any(name.lower() == "content-type" for name, _ in headers):
-            headers += (("Content-Type", passthrough.content_type),)
-    return BuyerRequest(passthrough.method, url, headers, body)
-
-
-def substitute(template: str, tokens: Mapping[str, str], encode: Encoder) -> str:
-    """`template` with each `[name]` replaced by `encode(tokens[name.lower()])`."""
-    if "[" not in template:
-        return template
-    return TOKEN.sub(lambda m: encode(tokens.get(m.group(1).lower(), "")), template)
-
-
-def url_value(value: str) -> str:
-    return quote(value, safe="", errors="replace")
-
-
-def header_value(value: str) -> str:
-    """`value` without control characters: a tag can never start a new header line."""
-    return _CONTROL.sub("", value)
-
-
-def form_value(value: str) -> str:
-    return quote_plus(value, safe="", errors="replace")
-
-
-def raw_value(value: str) -> str:
-    return value
-
-
-def json_value(value: str) -> str:
-    """`value` escaped as the inside of a JSON string."""
-    try:
-        return orjson.dumps(value)[1:-1].decode()
-    except orjson.JSONEncodeError:
-        # Lone surrogates: orjson refuses them, the standard library escapes them.
-        return json.dumps(value)[1:-1]
-
-
-def body_encoder(content_type: str) -> Encoder:
-    """How token values are escaped in a body of `content_type`."""
-    kind = content_type.split(";", 1)[0].strip().lower()
-    if kind.endswith("json"):
-        return json_value
-    if kind == "application/x-www-form-urlencoded":
-        return form_value
-    return raw_value
+    body = None if parts.body is None else parts.body.encode("utf-8", "replace")
+    return BuyerRequest(passthrough.method, parts.url, parts.headers, body)
 
 
 def release_request(passthrough: Passthrough, ping_url: str, reference: str) -> BuyerRequest | None:

@@ -84,6 +84,20 @@ def settles_ok(outcome: ReplyOutcome) -> bool | None:
     return outcome in (ReplyOutcome.ACCEPTED, ReplyOutcome.DECLINED)
 
 
+def refusal(guard: AddressGuard, url: str) -> str | None:
+    """Why `url` is not requested (`bad scheme`, `bad url`, `address not allowed`), or None."""
+    scheme = url.partition(":")[0].lower()
+    if scheme not in _SCHEMES:
+        return "bad scheme"
+    try:
+        endpoint: Endpoint = endpoint_of(url)
+    except ValueError:
+        return "bad url"
+    if not guard.allows_host(endpoint.host):
+        return "address not allowed"
+    return None
+
+
 def answer_all(pings: Sequence[BuyerPing], outcome: ReplyOutcome, detail: str) -> list[BuyerReply]:
     """The same unsent answer for every ping."""
     return [BuyerReply(ping.target_id, outcome, detail=detail) for ping in pings]
@@ -202,15 +216,9 @@ class BuyerExecutor:
     def _screen(self, ping: BuyerPing, now: float) -> str | None:
         """Why the ping is not sent, or None. Asks the breaker last, so that a probe is only
         taken for a ping that goes out."""
-        scheme = ping.request.url.partition(":")[0].lower()
-        if scheme not in _SCHEMES:
-            return "bad scheme"
-        try:
-            endpoint: Endpoint = endpoint_of(ping.request.url)
-        except ValueError:
-            return "bad url"
-        if not self.guard.allows_host(endpoint.host):
-            return "address not allowed"
+        refused = refusal(self.guard, ping.request.url)
+        if refused is not None:
+            return refused
         if not self.breakers.allow(ping.breaker_key, now):
             return "circuit open"
         return None

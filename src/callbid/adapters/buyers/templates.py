@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 import orjson
 from jmespath.exceptions import JMESPathError
 
-from callbid.adapters.buyers.dialect import TOKEN, compile_expression
+from callbid.adapters.buyers.dialect import compile_expression
 from callbid.domain.buyers import NumberMode, Passthrough, ResponseMapping
+from callbid.domain.tokens import TOKEN
 
 METHODS = ("GET", "POST", "PUT", "PATCH")
 NUMBER_MODES = tuple(mode.value for mode in NumberMode)

@@ -18,8 +18,10 @@ from callbid.api.admin import (
     groups,
     numbers,
     publishers,
+    reports,
     rtb_keys,
     targets,
+    webhooks,
 )
 
 
@@ -37,6 +39,8 @@ def admin_router() -> APIRouter:
         criteria.router,
         rtb_keys.router,
         caller_lists.router,
+        webhooks.router,
+        reports.router,
     ):
         router.include_router(part)
     return router
