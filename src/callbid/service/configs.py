@@ -113,7 +113,5 @@ class ConfigCache:
             self._keys.clear()
             self._lines.clear()
             return
-        self._lines = {
-            n: v for n, v in self._lines.items() if v.campaign.company_id != company_id
-        }
+        self._lines = {n: v for n, v in self._lines.items() if v.campaign.company_id != company_id}
         self._keys = {k: v for k, v in self._keys.items() if v.key.company_id != company_id}
