@@ -20,6 +20,7 @@ from callbid.service.companies import create_company
 from callbid.service.maintenance import sweep_once
 from tests.builders import Built, build_campaign
 from tests.conftest import BACKENDS, Service
+from tests.e2e.test_calls import CRITERIA, TOKEN, Carrier, new_sid
 
 API = "/api/v1"
 LOOPBACK = ["127.0.0.0/8"]
@@ -325,3 +326,29 @@ async def test_pings_without_pixels_queue_nothing(svc: Service) -> None:
     await ping(svc, built, "+13035551234")
     async with svc.runtime.sessions() as session:
         assert (await session.scalars(select(t.WebhookDelivery))).all() == []
+
+
+async def test_call_pixels_fire_and_a_hanging_receiver_does_not_slow_calls(
+    svc: Service, receiver: tuple[Receiver, str]
+) -> None:
+    server, base = receiver
+    built = await build_campaign(svc.runtime.sessions, criteria=CRITERIA, carrier_token=TOKEN)
+    for event in ("call_started", "answered", "converted"):
+        await create_webhook(
+            svc, built, event=event, url=f"{base}/hang?e={event}&c=[call_uuid]&p=[payout]"
+        )
+    carrier = Carrier(svc)
+    took = []
+    for n in range(10):
+        answer = await ping(svc, built, f"+1303556{n:04d}")
+        started = time.perf_counter()
+        await carrier.talk(new_sid(), f"+1303556{n:04d}", answer["inbound_number"], 120)
+        took.append(time.perf_counter() - started)
+
+    # A whole call is four webhooks; waiting for one hanging pixel would cost 2 s.
+    assert max(took) < PIXEL_TIMEOUT, took
+    await eventually(lambda: server.paths().count("/hang") >= 30)
+    converted = [r for r in server.seen if r.query.get("e") == "converted"]
+    assert converted
+    assert {r.query["p"] for r in converted} == {"12.50"}
+    assert all(len(r.query["c"]) == 36 for r in server.seen)
