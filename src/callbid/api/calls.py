@@ -24,7 +24,14 @@ from callbid.api.render import iso_ms
 from callbid.domain.calls import CallStarted
 from callbid.domain.errors import InvalidInput, NotFound
 from callbid.runtime import Runtime
-from callbid.service.calls import CallAnswer, call_ended, leg_answered, leg_failed, start_call
+from callbid.service.calls import (
+    CallAnswer,
+    call_ended,
+    leg_answered,
+    leg_dict,
+    leg_failed,
+    start_call,
+)
 from callbid.service.configs import LineConfig
 
 router = APIRouter(prefix="/calls", tags=["calls"], responses=ERRORS)
@@ -66,14 +73,7 @@ class EndedIn(BaseModel):
 
 
 def _routing(answer: CallAnswer) -> dict[str, Any]:
-    legs = [
-        {
-            "destination": leg.destination,
-            "ring_timeout": leg.ring_timeout,
-            "target_id": leg.target_id,
-        }
-        for leg in answer.route.legs
-    ]
+    legs = [leg_dict(leg) for leg in answer.route.legs]
     return {
         "call_uuid": answer.call_uuid,
         "status": answer.status,

@@ -11,7 +11,8 @@ it back (`restore_calls`), and the sweeper closes calls whose end never came
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,7 +37,14 @@ from callbid.domain.conversion import EndedCall, Promise, convert
 from callbid.domain.errors import NotFound
 from callbid.domain.model import Campaign, CapTrigger, PingRequest
 from callbid.domain.pixels import PixelEvent
-from callbid.domain.reserve import CallHold, HoldStatus, namespace, target_subjects
+from callbid.domain.reserve import (
+    CallHold,
+    CapSubject,
+    HoldStatus,
+    namespace,
+    period_counters,
+    target_subjects,
+)
 from callbid.domain.routing import plan_call
 from callbid.hotstate.protocol import HotState
 from callbid.runtime import Runtime
@@ -396,7 +404,7 @@ def _record_hold(
     row: dict[str, Any],
     target_id: int,
     destination: str,
-    subjects: tuple[Any, ...],
+    subjects: tuple[CapSubject, ...],
     held: HoldStatus,
 ) -> None:
     holding = held is HoldStatus.HELD
@@ -405,7 +413,7 @@ def _record_hold(
         destination=destination,
         holds=holding,
         subject_keys=[s.key for s in subjects] if holding else [],
-        counters=[c.counter for s in subjects for c in s.periods] if holding else [],
+        counters=list(period_counters(subjects)) if holding else [],
     )
 
 
@@ -484,31 +492,18 @@ def _pixels(
     return pixel_ops(campaign, event, tokens, now)
 
 
-class _LockedCall:
-    """`async with _locked_call(...) as row`: the call's row as a dict, under its lock."""
-
-    def __init__(self, runtime: Runtime, line: LineConfig, call_sid: str) -> None:
-        self._runtime, self._line, self._sid = runtime, line, call_sid
-        self._lock = runtime.call_locks.hold((line.campaign.company_id, call_sid))
-
-    async def __aenter__(self) -> dict[str, Any]:
-        await self._lock.__aenter__()
-        try:
-            async with self._runtime.sessions() as session:
-                found = await call_by_sid(session, self._line.campaign.company_id, self._sid)
-            if found is None or found.campaign_id != self._line.campaign.id:
-                raise NotFound("call not found")
-            return as_dict(found)
-        except BaseException:
-            await self._lock.__aexit__(None, None, None)
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._lock.__aexit__(None, None, None)
-
-
-def _locked_call(runtime: Runtime, line: LineConfig, call_sid: str) -> _LockedCall:
-    return _LockedCall(runtime, line, call_sid)
+@asynccontextmanager
+async def _locked_call(
+    runtime: Runtime, line: LineConfig, call_sid: str
+) -> AsyncIterator[dict[str, Any]]:
+    """The call's row as a dict, under the call's lock; NotFound for another campaign's."""
+    company = line.campaign.company_id
+    async with runtime.call_locks.hold((company, call_sid)):
+        async with runtime.sessions() as session:
+            found = await call_by_sid(session, company, call_sid)
+        if found is None or found.campaign_id != line.campaign.id:
+            raise NotFound("call not found")
+        yield as_dict(found)
 
 
 async def close_overdue(runtime: Runtime) -> int:
