@@ -51,10 +51,26 @@ local function caller(n)
   return string.format("%%2B1%d%03d%04d", area, 200 + math.floor(rest / 10000), rest % 10000)
 end
 
+-- Every caller number encodes to the same length, so every request is the same bytes but
+-- for the number: wrk.format runs once (it needs the Host header wrk sets before the first
+-- request), and each request is three strings joined: about 8 us less of wrk's CPU a request
+-- (of about 50, most of it wrk's own socket I/O), which on a shared core the servers get.
+local head, tail
+
+local function split_template()
+  local marker = caller(0)
+  local text = wrk.format("POST", nil, headers, prefix .. marker .. "&caller_zip=10001")
+  local at = text:find(marker, 1, true)
+  return text:sub(1, at - 1), text:sub(at + #marker)
+end
+
 function request()
+  if head == nil then
+    head, tail = split_template()
+  end
   local number = caller(offset + id * THREAD_STRIDE + sent)
   sent = sent + 1
-  return wrk.format("POST", nil, headers, prefix .. number .. "&caller_zip=10001")
+  return head .. number .. tail
 end
 
 if counting then

@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,6 +46,7 @@ from callbid.domain.reserve import (
 )
 from callbid.domain.routing import plan_call
 from callbid.hotstate.protocol import HotState
+from callbid.ids import new_id
 from callbid.runtime import Runtime
 from callbid.service.configs import LineConfig
 from callbid.service.intake import derive_tags
@@ -421,7 +421,7 @@ def _new_row(
     campaign: Campaign, started: CallStarted, dialect: str, now: datetime, until: float
 ) -> dict[str, Any]:
     return {
-        "uuid": str(uuid4()),
+        "uuid": new_id(),
         "company_id": campaign.company_id,
         "campaign_id": campaign.id,
         "call_sid": started.call_sid,

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
 
 from callbid.adapters.storage.reservations import ReservationWrites, get_reservation
 from callbid.adapters.storage.tables import Reservation
@@ -31,6 +30,7 @@ from callbid.domain.reserve import (
     publisher_subject,
     target_subjects,
 )
+from callbid.ids import new_id
 from callbid.runtime import Runtime
 from callbid.service.buyers import ask_buyers, buyer_deadline, loop_time, release_unused
 from callbid.service.configs import KeyConfig
@@ -83,7 +83,7 @@ async def handle_ping(
     request = build_request(
         params, key=key.key, publisher_id=publisher_id, allow_no_caller=key.allow_no_caller
     )
-    now, uuid = runtime.clock(), str(uuid4())
+    now, uuid = runtime.clock(), new_id()
     plan = plan_ping(
         campaign, key, publisher, request, uuid=uuid, now=now, rng=runtime.rng, memo=config.memo
     )

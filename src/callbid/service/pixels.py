@@ -19,7 +19,6 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
@@ -39,6 +38,7 @@ from callbid.domain.pixels import (
     render,
 )
 from callbid.domain.reserve import LiveReservation
+from callbid.ids import new_id
 from callbid.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def delivery_ops(
         if pixel is None:
             continue
         row = {
-            "id": str(uuid4()),
+            "id": new_id(),
             "company_id": company_id,
             "webhook_id": webhook.id,
             "event": str(event),
