@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -51,6 +52,8 @@ async def _check_demo_ping(service: Service) -> None:
         "expires_at",
     }
     assert body["status"] == "reserved"
+    assert str(uuid.UUID(body["uuid"])) == body["uuid"]  # canonical, lower case
+    assert uuid.UUID(body["uuid"]).version == 7  # time-ordered: appends to the key's index
     assert isinstance(body["retreaver_payout"], float)
     assert body["retreaver_payout"] == 12.5
     assert isinstance(body["retreaver_seconds"], int)
