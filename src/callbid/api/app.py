@@ -21,7 +21,6 @@ from callbid.adapters.buyers.executor import BuyerExecutor
 from callbid.adapters.config_bus import RedisConfigBus
 from callbid.adapters.geo import zip_index
 from callbid.adapters.leases import RedisLeases
-from callbid.adapters.outage import OutageLog
 from callbid.adapters.storage.calls import CallWrites
 from callbid.adapters.storage.db import create_engine, migrate, session_factory
 from callbid.adapters.storage.postgres_writer import PostgresExecutor
@@ -55,7 +54,6 @@ from callbid.service.pixels import pixel_dispatcher
 from callbid.settings import Settings
 
 log = logging.getLogger(__name__)
-report_outage = OutageLog(log)
 
 GC_YOUNG_THRESHOLD = 20_000
 
@@ -213,7 +211,6 @@ def _utcnow() -> datetime:
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     outage = outage_response(exc)
     if outage is not None:
-        report_outage("storage", exc)
         return outage
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return failed(500, "internal error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import orjson
@@ -10,10 +11,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from callbid.adapters.outage import is_outage, storage_unavailable
+from callbid.adapters.outage import OutageLog, is_outage, storage_unavailable
 from callbid.domain.errors import CallbidError
 
 JSON = "application/json"
+
+log = logging.getLogger(__name__)
+report_outage = OutageLog(log)
 
 
 def failed(status: int, info: str, headers: dict[str, str] | None = None) -> Response:
@@ -51,7 +55,9 @@ async def handle_validation_error(_request: Request, exc: Exception) -> Response
 
 
 def outage_response(exc: Exception) -> Response | None:
-    """503 with Retry-After when `exc` means a backing service is down; None otherwise."""
+    """503 with Retry-After when `exc` means a backing service is down (logged, at most once
+    per few seconds); None otherwise."""
     if not is_outage(exc):
         return None
+    report_outage("storage", exc)
     return error_response(storage_unavailable())

@@ -3,7 +3,6 @@ response models), answering Retreaver's shapes."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -12,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from callbid.adapters.outage import OutageLog
 from callbid.api.errors import JSON, error_response, outage_response
 from callbid.api.params import read_params
 from callbid.api.render import legacy_body, rtb_body
@@ -25,9 +23,6 @@ from callbid.service.ping import (
     read_reservation,
     wipe_reservation,
 )
-
-log = logging.getLogger(__name__)
-report_outage = OutageLog(log)
 
 HEALTHY = b'{"status":"ok"}'
 UUID_LENGTH = 36
@@ -78,7 +73,6 @@ async def _serve(
         outage = outage_response(exc)
         if outage is None:
             raise
-        report_outage("storage", exc)
         return outage
     return _json(shape(answer))
 

@@ -10,7 +10,6 @@ nothing changes); behind a proxy, set `CALLBID_PUBLIC_URL` to the URL Twilio cal
 
 from __future__ import annotations
 
-import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Mapping
 from typing import cast
@@ -21,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from callbid.adapters.outage import OutageLog
 from callbid.adapters.telephony.twilio import (
     CONTENT_TYPE,
     call_progress,
@@ -40,9 +38,6 @@ from callbid.domain.errors import CallbidError
 from callbid.runtime import Runtime
 from callbid.service.calls import CallAnswer, call_ended, leg_answered, leg_failed, start_call
 from callbid.service.configs import LineConfig
-
-log = logging.getLogger(__name__)
-report_outage = OutageLog(log)
 
 SIGNATURE = "X-Twilio-Signature"
 #: A dial that ended without talking: the next leg is tried.
@@ -125,7 +120,6 @@ def _webhook(
             outage = outage_response(exc)
             if outage is None:
                 raise
-            report_outage("storage", exc)
             return outage
 
     return endpoint
