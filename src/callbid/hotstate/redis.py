@@ -12,10 +12,10 @@ from typing import Any, ParamSpec, TypeVar
 
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
-from redis.retry import Retry
 
 from callbid.adapters.outage import OutageLog, is_outage
 from callbid.domain.errors import Unavailable
