@@ -79,6 +79,7 @@ from rtb import (
     ping_env,
     pinned,
     positive,
+    require_wrk,
     run_bench,
     run_wrk,
     running_server,
@@ -651,7 +652,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve_buyers:
         run_fleet(args.buyers, args.delay_ms)
         return 0
-    return run_bench(lambda: bench(args, Say(args.json_only)))
+
+    def run() -> int:
+        require_wrk()
+        return bench(args, Say(args.json_only))
+
+    return run_bench(run)
 
 
 if __name__ == "__main__":

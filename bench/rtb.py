@@ -579,6 +579,18 @@ def _terminate(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+WRK_INSTALL = (
+    "this benchmark drives callbid with wrk, which is not on PATH: install it with"
+    " `sudo apt-get install wrk` (Debian, Ubuntu) or `brew install wrk` (macOS)"
+)
+
+
+def require_wrk() -> None:
+    """BenchError naming the install command when wrk is missing (before anything starts)."""
+    if shutil.which("wrk") is None:
+        raise BenchError(WRK_INSTALL)
+
+
 def run_bench(run: Callable[[], int]) -> int:
     """A bench's exit status: `run()`'s, 1 with the reason on stderr when it raised
     BenchError or a subprocess timed out, 130 when interrupted (SIGTERM and SIGHUP too)."""
@@ -599,7 +611,12 @@ def run_bench(run: Callable[[], int]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_bench(lambda: bench(args, Say(args.json_only)))
+
+    def run() -> int:
+        require_wrk()
+        return bench(args, Say(args.json_only))
+
+    return run_bench(run)
 
 
 if __name__ == "__main__":
