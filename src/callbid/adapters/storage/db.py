@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from callbid.adapters.storage.sqlite_writer import WAL_SOFT_LIMIT_BYTES
 from callbid.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -53,6 +54,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # The same bound as the group writer's connections (sqlite_writer.WAL_SOFT_LIMIT_BYTES).
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SOFT_LIMIT_BYTES}")
     cursor.close()
 
 

@@ -10,6 +10,15 @@ In WAL mode with `synchronous=NORMAL` a commit appends to the log and does not s
 could block the event loop is moved off it: the WAL checkpoints (which sync) run on the writer
 thread, and a batch that finds the write lock taken by another connection (admin writes, the
 maintenance purge) is committed there, waiting as long as it must.
+
+The WAL is bounded. A PASSIVE checkpoint each second copies what it can without waiting, but
+it never rewinds the log while some reader still uses its older frames, and SQLite never
+shrinks the file by itself: under steady load the log once grew to 602 MB beside an 80 MB
+database and stayed that size while idle. So when the log passes WAL_SOFT_LIMIT_BYTES the next
+checkpoint is a RESTART (it waits, on the writer thread, for the readers to move on, so the
+next commit writes from the log's start), `journal_size_limit` truncates the file back to that
+size whenever the log is rewound, and after IDLE_TRUNCATE_S without a commit a TRUNCATE
+checkpoint empties it.
 """
 
 from __future__ import annotations
@@ -38,8 +47,21 @@ log = logging.getLogger(__name__)
 _DIALECT = sqlite.dialect(paramstyle="qmark")
 #: Seconds between WAL checkpoints; SQLite's own (every 1000 pages) is off on our connections.
 CHECKPOINT_INTERVAL = 1.0
+#: A log past this size gets a RESTART checkpoint, and is truncated back to it when rewound.
+WAL_SOFT_LIMIT_BYTES = 64 * 1024 * 1024
+#: Seconds without a commit after which the log is checkpointed and truncated to zero bytes.
+IDLE_TRUNCATE_S = 5.0
+IDLE_RECHECK_S = 0.05
 BUSY_WAIT_S = 30.0
-PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "wal_autocheckpoint=0")
+#: How long a RESTART or TRUNCATE checkpoint waits for readers (writers wait meanwhile).
+CHECKPOINT_BUSY_MS = 20
+PRAGMAS = (
+    "journal_mode=WAL",
+    "synchronous=NORMAL",
+    "foreign_keys=ON",
+    "wal_autocheckpoint=0",
+    f"journal_size_limit={WAL_SOFT_LIMIT_BYTES}",
+)
 
 Converter = Callable[[Any], Any]
 Prepared = list[tuple[str, list[tuple[Any, ...]]]]
@@ -112,8 +134,12 @@ class SqliteExecutor:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._local = threading.local()
         self._sql: dict[tuple[int, tuple[str, ...]], _Compiled] = {}
-        self._checkpoint: asyncio.Future[None] | None = None
+        self._wal = Path(f"{self._path}-wal")
+        self._checkpoint: asyncio.Future[bool] | None = None
         self._next_checkpoint = 0.0
+        self._last_commit = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._closing = False
 
     async def commit(self, ops: Sequence[WriteOp]) -> None:
         prepared = self._prepare(ops)
@@ -126,6 +152,10 @@ class SqliteExecutor:
         self._maybe_checkpoint()
 
     async def close(self) -> None:
+        self._closing = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._checkpoint is not None:
             await self._checkpoint
         await self._in_thread(self._close_sync)
@@ -151,14 +181,40 @@ class SqliteExecutor:
         await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
 
     def _maybe_checkpoint(self) -> None:
-        """Start a WAL checkpoint on the writer thread at most every CHECKPOINT_INTERVAL."""
+        """Start a WAL checkpoint on the writer thread at most every CHECKPOINT_INTERVAL, and
+        arm the idle truncation."""
         loop = asyncio.get_running_loop()
-        if loop.time() < self._next_checkpoint:
+        now = self._last_commit = loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = loop.call_at(now + IDLE_TRUNCATE_S, self._on_idle_timer)
+        if now < self._next_checkpoint:
             return
         if self._checkpoint is not None and not self._checkpoint.done():
             return
-        self._next_checkpoint = loop.time() + CHECKPOINT_INTERVAL
-        self._checkpoint = loop.run_in_executor(self._pool, self._checkpoint_sync)
+        self._next_checkpoint = now + CHECKPOINT_INTERVAL
+        self._checkpoint = loop.run_in_executor(self._pool, self._checkpoint_sync, None)
+
+    def _on_idle_timer(self) -> None:
+        """Truncate the log once no commit came for IDLE_TRUNCATE_S; else look again then."""
+        loop = asyncio.get_running_loop()
+        due = self._last_commit + IDLE_TRUNCATE_S
+        if loop.time() < due or (self._checkpoint is not None and not self._checkpoint.done()):
+            # Not idle yet, or a checkpoint is still running: look again then (or shortly).
+            again = max(due, loop.time() + IDLE_RECHECK_S)
+            self._idle_timer = loop.call_at(again, self._on_idle_timer)
+            return
+        self._idle_timer = None
+        truncate = loop.run_in_executor(self._pool, self._checkpoint_sync, "TRUNCATE")
+        truncate.add_done_callback(self._after_truncate)
+        self._checkpoint = truncate
+
+    def _after_truncate(self, done: asyncio.Future[bool]) -> None:
+        """A TRUNCATE that readers kept from finishing is tried again after the idle delay."""
+        if done.cancelled() or done.exception() is not None or done.result():
+            return
+        if self._idle_timer is None and not self._closing:
+            loop = asyncio.get_running_loop()
+            self._idle_timer = loop.call_at(loop.time() + IDLE_TRUNCATE_S, self._on_idle_timer)
 
     def _connection(self, *, wait: bool = True) -> sqlite3.Connection:
         """This thread's connection; the event loop's (`wait=False`) never waits for a lock."""
@@ -187,12 +243,34 @@ class SqliteExecutor:
                 conn.execute("ROLLBACK")
             raise
 
-    def _checkpoint_sync(self) -> None:
+    def wal_bytes(self) -> int:
+        """The log file's size now (0 when there is none)."""
         try:
-            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            return self._wal.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _checkpoint_sync(self, mode: str | None) -> bool:
+        """A checkpoint in `mode`, by default PASSIVE, or RESTART once the log is over its
+        soft limit (see the module); True when it finished. RESTART and TRUNCATE hold off
+        writers while they wait for readers, so they wait CHECKPOINT_BUSY_MS at most and are
+        tried again later rather than stall the commits queued behind them."""
+        if mode is None:
+            mode = "RESTART" if self.wal_bytes() > WAL_SOFT_LIMIT_BYTES else "PASSIVE"
+        conn = self._connection()
+        try:
+            if mode != "PASSIVE":
+                conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
+            try:
+                busy, _frames, _copied = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            finally:
+                if mode != "PASSIVE":
+                    conn.execute(f"PRAGMA busy_timeout={int(BUSY_WAIT_S * 1000)}")
         except sqlite3.Error:
             # Harmless: the log keeps growing until the next checkpoint succeeds.
-            log.warning("WAL checkpoint failed", exc_info=True)
+            log.warning("WAL checkpoint (%s) failed", mode, exc_info=True)
+            return False
+        return not busy
 
     def _close_sync(self) -> None:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
