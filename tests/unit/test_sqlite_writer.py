@@ -142,3 +142,27 @@ async def test_an_idle_log_is_truncated(database: Path, monkeypatch: pytest.Monk
     assert modes.count("TRUNCATE") == 1
     assert idle == 0
     assert len(seen_rows(database)) == 8 * 20
+
+
+async def test_a_log_written_by_another_connection_is_truncated_when_idle(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's own writes (admin API, the maintenance purge) go through other
+    connections; once they stop, their log is emptied too."""
+    monkeypatch.setattr(sqlite_writer, "IDLE_TRUNCATE_S", 0.2)
+    executor = SqliteExecutor(database)
+    await _commit_many(executor, 0, 1)
+    with closing(sqlite3.connect(database, isolation_level=None)) as other:
+        other.execute("PRAGMA wal_autocheckpoint=0")
+        for n in range(5):
+            await asyncio.sleep(0.1)  # the idle timer fires while these writes go on
+            other.execute("DELETE FROM caller_seen WHERE caller_number LIKE ?", (f"%{n}",))
+            assert executor.wal_bytes() > 0
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if executor.wal_bytes() == 0:
+                break
+        idle = executor.wal_bytes()
+    await executor.close()
+    assert idle == 0
+    assert len(seen_rows(database)) == 20 - 10

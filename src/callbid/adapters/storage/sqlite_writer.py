@@ -17,8 +17,8 @@ shrinks the file by itself: under steady load the log once grew to 602 MB beside
 database and stayed that size while idle. So when the log passes WAL_SOFT_LIMIT_BYTES the next
 checkpoint is a RESTART (it waits, on the writer thread, for the readers to move on, so the
 next commit writes from the log's start), `journal_size_limit` truncates the file back to that
-size whenever the log is rewound, and after IDLE_TRUNCATE_S without a commit a TRUNCATE
-checkpoint empties it.
+size whenever the log is rewound, and once nothing has written to the log for IDLE_TRUNCATE_S
+(whoever wrote it) a TRUNCATE checkpoint empties it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -137,7 +138,6 @@ class SqliteExecutor:
         self._wal = Path(f"{self._path}-wal")
         self._checkpoint: asyncio.Future[bool] | None = None
         self._next_checkpoint = 0.0
-        self._last_commit = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._closing = False
 
@@ -182,10 +182,10 @@ class SqliteExecutor:
 
     def _maybe_checkpoint(self) -> None:
         """Start a WAL checkpoint on the writer thread at most every CHECKPOINT_INTERVAL, and
-        arm the idle truncation."""
+        arm the idle truncation (it re-arms itself from then on)."""
         loop = asyncio.get_running_loop()
-        now = self._last_commit = loop.time()
-        if self._idle_timer is None:
+        now = loop.time()
+        if self._idle_timer is None and not self._closing:
             self._idle_timer = loop.call_at(now + IDLE_TRUNCATE_S, self._on_idle_timer)
         if now < self._next_checkpoint:
             return
@@ -195,26 +195,30 @@ class SqliteExecutor:
         self._checkpoint = loop.run_in_executor(self._pool, self._checkpoint_sync, None)
 
     def _on_idle_timer(self) -> None:
-        """Truncate the log once no commit came for IDLE_TRUNCATE_S; else look again then."""
+        """Truncate the log once nothing has written to it for IDLE_TRUNCATE_S. The file's
+        modification time says when it was last written by anyone (this executor, the engine's
+        admin writes, the maintenance purge), so their logs are emptied too."""
         loop = asyncio.get_running_loop()
-        due = self._last_commit + IDLE_TRUNCATE_S
-        if loop.time() < due or (self._checkpoint is not None and not self._checkpoint.done()):
-            # Not idle yet, or a checkpoint is still running: look again then (or shortly).
-            again = max(due, loop.time() + IDLE_RECHECK_S)
-            self._idle_timer = loop.call_at(again, self._on_idle_timer)
-            return
         self._idle_timer = None
-        truncate = loop.run_in_executor(self._pool, self._checkpoint_sync, "TRUNCATE")
-        truncate.add_done_callback(self._after_truncate)
-        self._checkpoint = truncate
-
-    def _after_truncate(self, done: asyncio.Future[bool]) -> None:
-        """A TRUNCATE that readers kept from finishing is tried again after the idle delay."""
-        if done.cancelled() or done.exception() is not None or done.result():
+        if self._closing:
             return
-        if self._idle_timer is None and not self._closing:
-            loop = asyncio.get_running_loop()
-            self._idle_timer = loop.call_at(loop.time() + IDLE_TRUNCATE_S, self._on_idle_timer)
+        try:
+            wal = self._wal.stat()
+        except FileNotFoundError:
+            wal = None
+        if self._checkpoint is not None and not self._checkpoint.done():
+            delay = IDLE_RECHECK_S  # a checkpoint is running: look again shortly
+        elif wal is None or wal.st_size == 0:
+            delay = IDLE_TRUNCATE_S
+        else:
+            delay = wal.st_mtime + IDLE_TRUNCATE_S - time.time()
+            if delay <= 0:
+                truncate = loop.run_in_executor(self._pool, self._checkpoint_sync, "TRUNCATE")
+                self._checkpoint = truncate
+                delay = IDLE_TRUNCATE_S  # and again if readers kept it from finishing
+        self._idle_timer = loop.call_at(
+            loop.time() + max(delay, IDLE_RECHECK_S), self._on_idle_timer
+        )
 
     def _connection(self, *, wait: bool = True) -> sqlite3.Connection:
         """This thread's connection; the event loop's (`wait=False`) never waits for a lock."""
