@@ -9,6 +9,7 @@ from random import Random
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from callbid.adapters.buyers.guard import AddressGuard, OutboundCheck
 from callbid.adapters.config_bus import RedisConfigBus
 from callbid.adapters.leases import RedisLeases
 from callbid.adapters.storage.calls import CallWrites
@@ -39,6 +40,8 @@ class Runtime:
     leases: RedisLeases | None = None
     buyers: BuyerPinger | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    #: Outbound URLs (passthroughs, pixels) checked when configured; the buyers' allow-list.
+    outbound: OutboundCheck = field(default_factory=lambda: OutboundCheck(AddressGuard()))
     overhead: OverheadMeter = field(default_factory=OverheadMeter)
     token_cache: dict[str, tuple[int, float]] = field(default_factory=dict)
     call_writes: CallWrites = field(default_factory=lambda: CallWrites("sqlite"))

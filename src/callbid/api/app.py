@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from callbid.adapters.buyers.breaker import BreakerPolicy, Breakers
 from callbid.adapters.buyers.executor import BuyerExecutor
+from callbid.adapters.buyers.guard import AddressGuard, OutboundCheck
 from callbid.adapters.config_bus import RedisConfigBus
 from callbid.adapters.geo import zip_index
 from callbid.adapters.leases import RedisLeases
@@ -169,6 +170,7 @@ async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng:
         rng=rng,
         bus=bus,
         leases=leases,
+        outbound=OutboundCheck(AddressGuard(settings.buyer_allow_networks)),
     )
 
 

@@ -12,11 +12,13 @@ from callbid.adapters.storage import tables as t
 from callbid.api.admin.common import (
     DEFAULT_LIMIT,
     ERRORS,
+    PASSTHROUGH_URL,
     CompanyId,
     Limit,
     Offset,
     Session,
     apply,
+    check_outbound,
     check_refs,
     columns,
     invalid,
@@ -25,6 +27,7 @@ from callbid.api.admin.common import (
     remove,
     save,
 )
+from callbid.api.admin.passthrough import passthrough_url
 from callbid.api.admin.schemas import CampaignCreate, CampaignOut, CampaignUpdate
 from callbid.domain.model import ListKind
 
@@ -75,6 +78,7 @@ async def create_campaign(
 ) -> CampaignOut:
     await check_refs(session, t.Target.id, body.target_ids, company_id, "target_ids")
     await check_blocked_lists(session, body.blocked_list_ids, company_id)
+    await check_outbound(request, PASSTHROUGH_URL, passthrough_url(body.passthrough))
     row = t.Campaign(company_id=company_id, **body.model_dump(mode="json", exclude={"target_ids"}))
     session.add(row)
     await session.flush()
@@ -113,6 +117,8 @@ async def update_campaign(
         await set_pool(session, row.id, body.target_ids)
     if body.sent("blocked_list_ids"):
         await check_blocked_lists(session, body.blocked_list_ids, company_id)
+    if body.sent("passthrough"):
+        await check_outbound(request, PASSTHROUGH_URL, passthrough_url(body.passthrough))
     apply(row, body.changes("target_ids"))
     await save(session, request, company_id)
     pools = await pools_of(session, [row.id])

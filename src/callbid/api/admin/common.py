@@ -43,9 +43,26 @@ Offset = Annotated[int, Query(ge=0, description="rows to skip")]
 CampaignFilter = Annotated[int | None, Query(ge=1, le=MAX_INT, description="only this campaign's")]
 
 
-def invalid(field: str, message: str) -> RequestValidationError:
-    """A 422 naming `field` of the body, shaped like pydantic's own validation errors."""
-    return RequestValidationError([{"loc": ("body", field), "msg": message, "type": "value_error"}])
+def invalid(field: str | tuple[str, ...], message: str) -> RequestValidationError:
+    """A 422 naming `field` of the body (a path for a nested one), shaped like pydantic's own
+    validation errors."""
+    path = (field,) if isinstance(field, str) else field
+    return RequestValidationError([{"loc": ("body", *path), "msg": message, "type": "value_error"}])
+
+
+#: Where a passthrough's URL stands in a target's or campaign's body.
+PASSTHROUGH_URL = ("passthrough", "url")
+
+
+async def check_outbound(request: Request, field: tuple[str, ...], url: str | None) -> None:
+    """422 naming `field` when `url` would be refused by the outbound address guard (after
+    resolving its host, with the operator's allow-list): an owner hears of it when
+    configuring, not from failing pings."""
+    if url is None:
+        return
+    refused = await runtime_of(request).outbound.refusal(url)
+    if refused is not None:
+        raise invalid(field, refused)
 
 
 async def owned(

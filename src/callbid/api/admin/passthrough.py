@@ -75,3 +75,7 @@ class PassthroughIn(WithoutNulls):
         """The configuration as stored: only what was given."""
         stored: dict[str, Any] = self.model_dump(mode="json")
         return stored
+
+
+def passthrough_url(passthrough: PassthroughIn | None) -> str | None:
+    return None if passthrough is None else passthrough.url

@@ -12,11 +12,13 @@ from callbid.adapters.storage import tables as t
 from callbid.api.admin.common import (
     DEFAULT_LIMIT,
     ERRORS,
+    PASSTHROUGH_URL,
     CompanyId,
     Limit,
     Offset,
     Session,
     apply,
+    check_outbound,
     check_ref,
     check_refs,
     columns,
@@ -25,6 +27,7 @@ from callbid.api.admin.common import (
     remove,
     save,
 )
+from callbid.api.admin.passthrough import passthrough_url
 from callbid.api.admin.schemas import TargetCreate, TargetOut, TargetUpdate
 
 router = APIRouter(prefix="/targets", tags=["targets"], responses=ERRORS)
@@ -61,6 +64,7 @@ async def create_target(
 ) -> TargetOut:
     await check_ref(session, t.CallerList, body.caller_list_id, company_id, "caller_list_id")
     await check_refs(session, t.TargetGroup.id, body.group_ids, company_id, "group_ids")
+    await check_outbound(request, PASSTHROUGH_URL, passthrough_url(body.passthrough))
     row = t.Target(company_id=company_id, **body.model_dump(mode="json", exclude={"group_ids"}))
     session.add(row)
     await session.flush()
@@ -92,6 +96,8 @@ async def update_target(
     target_id: int, body: TargetUpdate, request: Request, session: Session, company_id: CompanyId
 ) -> TargetOut:
     row = await owned(session, t.Target, target_id, company_id, "target")
+    if body.sent("passthrough"):
+        await check_outbound(request, PASSTHROUGH_URL, passthrough_url(body.passthrough))
     if body.sent("caller_list_id"):
         await check_ref(session, t.CallerList, body.caller_list_id, company_id, "caller_list_id")
     if body.sent("group_ids"):

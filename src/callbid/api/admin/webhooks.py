@@ -19,6 +19,7 @@ from callbid.api.admin.common import (
     Offset,
     Session,
     apply,
+    check_outbound,
     check_ref,
     columns,
     invalid,
@@ -51,6 +52,7 @@ async def create_webhook(
     body: WebhookCreate, request: Request, session: Session, company_id: CompanyId
 ) -> WebhookOut:
     await check_ref(session, t.Campaign, body.campaign_id, company_id, "campaign_id")
+    await check_outbound(request, ("url",), body.url)
     row = t.Webhook(company_id=company_id, **body.model_dump(mode="json"))
     session.add(row)
     await save(session, request, company_id)
@@ -91,6 +93,8 @@ async def update_webhook(
     row = await owned(session, t.Webhook, webhook_id, company_id, "webhook")
     if body.sent("campaign_id"):
         await check_ref(session, t.Campaign, body.campaign_id, company_id, "campaign_id")
+    if body.sent("url"):
+        await check_outbound(request, ("url",), body.url)
     content_type = body.content_type if body.sent("content_type") else row.content_type
     try:
         check_body(
