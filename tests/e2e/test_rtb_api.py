@@ -151,6 +151,7 @@ async def test_suppressed_caller_is_rejected(service: Service) -> None:
     )
     body = (await ping(service, built)).json()
     assert (body["status"], body["info"]) == ("rejected", "Caller suppressed")
+    assert body["reason_code"] == "suppressed"
 
 
 async def test_duplicate_caller_within_criterion_window_is_rejected(service: Service) -> None:
@@ -163,6 +164,7 @@ async def test_duplicate_caller_within_criterion_window_is_rejected(service: Ser
     service.clock.advance(60)
     body = (await ping(service, built)).json()
     assert (body["status"], body["info"]) == ("rejected", "Duplicate caller")
+    assert body["reason_code"] == "duplicate_caller"
     service.clock.advance(3600)
     assert (await ping(service, built)).json()["status"] == "reserved"
 
