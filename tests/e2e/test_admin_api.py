@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
+from starlette.requests import Request
 
+from callbid.adapters.storage import tables as t
+from callbid.api.admin.numbers import save_number
+from callbid.domain.errors import Conflict
 from callbid.service.companies import create_company
 from tests.conftest import Service
 
@@ -190,6 +194,39 @@ async def test_tracking_numbers_are_globally_unique(a: Tenant, b: Tenant) -> Non
     )
     other = await a.create("/tracking-numbers", {"campaign_id": ca["id"], "number": "2125550112"})
     await a.fails("PATCH", f"/tracking-numbers/{other['id']}", 409, json={"number": "+12125550111"})
+
+
+async def test_another_companys_number_is_not_confirmed_to_exist(a: Tenant, b: Tenant) -> None:
+    ca, cb = await campaign(a), await campaign(b)
+    await a.create("/tracking-numbers", {"campaign_id": ca["id"], "number": "+12125550131"})
+    taken = await b.fails(
+        "POST", "/tracking-numbers", 409, json={"campaign_id": cb["id"], "number": "2125550131"}
+    )
+    assert taken == {"status": "failed", "info": "number +12125550131 is not available"}
+    assert "tracking number" not in taken["info"]
+    own = await b.create("/tracking-numbers", {"campaign_id": cb["id"], "number": "2125550132"})
+    moved = await b.fails(
+        "PATCH", f"/tracking-numbers/{own['id']}", 409, json={"number": "+12125550131"}
+    )
+    assert moved == taken
+    # The owner is still told precisely.
+    again = await a.fails(
+        "POST", "/tracking-numbers", 409, json={"campaign_id": ca["id"], "number": "2125550131"}
+    )
+    assert again["info"] == "+12125550131 is already a tracking number"
+
+
+async def test_a_number_taken_meanwhile_is_answered_the_same(
+    service: Service, a: Tenant, b: Tenant
+) -> None:
+    ca, cb = await campaign(a), await campaign(b)
+    await a.create("/tracking-numbers", {"campaign_id": ca["id"], "number": "+12125550133"})
+    # B's change got past the check before A's commit: the unique index refuses it.
+    async with service.runtime.sessions() as session:
+        session.add(t.TrackingNumber(company_id=b.id, campaign_id=cb["id"], number="+12125550133"))
+        with pytest.raises(Conflict) as refused:
+            await save_number(session, cast(Request, None), b.id, "+12125550133")
+    assert refused.value.info == "number +12125550133 is not available"
 
 
 async def test_pool_of_another_campaign_is_refused(a: Tenant) -> None:

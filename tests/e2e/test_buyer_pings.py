@@ -170,6 +170,25 @@ async def test_misbehaving_buyers_never_stall_or_break_the_ping(svc: Service, bu
     assert view["target_id"] == built.target_ids[0]
 
 
+@pytest.mark.parametrize(
+    ("names", "code"),
+    [
+        (["error", "garbage"], "buyers_failed"),
+        (["error", "hang"], "buyers_timed_out"),
+        (["hang", "empty", "error"], "buyers_declined"),
+    ],
+)
+async def test_no_bid_from_buyers_says_how_far_they_got(
+    svc: Service, buyers: str, names: list[str], code: str
+) -> None:
+    built = await bidding_campaign(svc, buyers, names)
+    response = await ping(svc, built)
+    body = response.json()
+    assert body == {"uuid": body["uuid"], "status": "no-target", "reason_code": code}
+    for name in names:
+        assert name not in response.text
+
+
 # --- configuration through the admin API ----------------------------------------------------
 
 
@@ -263,6 +282,7 @@ async def test_a_campaign_passthrough_gates_targets_without_their_own(
     body = (await ping(svc, built)).json()
 
     assert body["status"] == "no-target"
+    assert body["reason_code"] == "buyers_declined"
     view = await owner_view(svc, built, body["uuid"])
     assert [(r["target_name"], r["outcome"]) for r in view["decision_log"]] == [
         ("target0", "ping_declined"),

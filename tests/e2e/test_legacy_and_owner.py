@@ -77,7 +77,8 @@ async def test_legacy_reserved_shape(service: Service) -> None:
 async def test_legacy_no_target_shape(service: Service) -> None:
     built = await build_campaign(service.runtime.sessions, targets=[{"paused": True}])
     reservation = (await legacy(service, built.key, caller_number=CALLER))["call_reservation"]
-    assert set(reservation) == LEGACY_KEYS
+    assert set(reservation) == LEGACY_KEYS | {"reason_code"}
+    assert reservation["reason_code"] == "no_buyer_open"
     assert reservation["status"] == "no-target"
     assert reservation["inbound_number"] is None
     assert reservation["expires_at"] is None
@@ -158,7 +159,7 @@ async def test_owner_sees_the_reasons_publishers_do_not(service: Service) -> Non
         params={"key": built.key, "publisher_id": "p", "caller_number": CALLER, "age": "40"},
     )
     body = ping.json()
-    assert body == {"uuid": body["uuid"], "status": "no-target"}
+    assert body == {"uuid": body["uuid"], "status": "no-target", "reason_code": "capped"}
     assert "Buyer" not in ping.text
     owner = await service.client.get(
         f"/call_reservations/{body['uuid']}", headers={"Authorization": f"Bearer {built.token}"}

@@ -84,7 +84,11 @@ async def test_zip_derives_state_and_filters_use_it(service: Service) -> None:
     rule = [{"tag": "caller_state", "op": "equals", "values": ["CA"]}]
     built = await build_campaign(service.runtime.sessions, targets=[{"filters": rule}])
     ny = await ping(service, built, caller_zip="10001")
-    assert ny.json() == {"uuid": ny.json()["uuid"], "status": "no-target"}
+    assert ny.json() == {
+        "uuid": ny.json()["uuid"],
+        "status": "no-target",
+        "reason_code": "filtered",
+    }
     log = await owner_view(service, built, ny.json()["uuid"])
     assert log["tags"]["caller_state"] == "NY"
     assert log["decision_log"][0]["outcome"] == "filtered:caller_state equals CA"
@@ -103,7 +107,7 @@ async def test_no_target_explains_each_target_to_the_owner(service: Service) -> 
     )
     response = await ping(service, built)
     body = response.json()
-    assert body == {"uuid": body["uuid"], "status": "no-target"}
+    assert body == {"uuid": body["uuid"], "status": "no-target", "reason_code": "capped"}
     log = await owner_view(service, built, body["uuid"])
     assert [row["outcome"] for row in log["decision_log"]] == [
         "paused",
@@ -134,6 +138,7 @@ async def test_rejections_carry_public_info_only(service: Service) -> None:
         "uuid": body["uuid"],
         "status": "rejected",
         "info": "Unable to determine payout until the call converts",
+        "reason_code": "payout_undeterminable",
     }
     assert "Secret" not in str(body)
 
@@ -146,6 +151,7 @@ async def test_suppressed_caller_is_rejected(service: Service) -> None:
     )
     body = (await ping(service, built)).json()
     assert (body["status"], body["info"]) == ("rejected", "Caller suppressed")
+    assert body["reason_code"] == "suppressed"
 
 
 async def test_duplicate_caller_within_criterion_window_is_rejected(service: Service) -> None:
@@ -158,6 +164,7 @@ async def test_duplicate_caller_within_criterion_window_is_rejected(service: Ser
     service.clock.advance(60)
     body = (await ping(service, built)).json()
     assert (body["status"], body["info"]) == ("rejected", "Duplicate caller")
+    assert body["reason_code"] == "duplicate_caller"
     service.clock.advance(3600)
     assert (await ping(service, built)).json()["status"] == "reserved"
 
@@ -204,7 +211,11 @@ async def test_confirm_counts_against_caps(service: Service) -> None:
     refused = await service.client.put(
         f"/rtbs/{second['uuid']}.json", params={"key": built.key, "status": "confirmed"}
     )
-    assert refused.json() == {"uuid": second["uuid"], "status": "no-target"}
+    assert refused.json() == {
+        "uuid": second["uuid"],
+        "status": "no-target",
+        "reason_code": "capped",
+    }
     third = (await ping(service, built, "+12125550003")).json()
     assert third["status"] == "no-target"
     log = await owner_view(service, built, second["uuid"])

@@ -9,6 +9,7 @@ from callbid.adapters.phone import national_format
 from callbid.service.ping import PingAnswer
 
 WITH_NUMBER = frozenset({"reserved", "confirmed", "claimed", "expired", "wiped"})
+WITH_REASON = frozenset({"no-target", "rejected"})
 
 
 def iso_ms(at: datetime | None) -> str | None:
@@ -22,7 +23,8 @@ def iso_ms(at: datetime | None) -> str | None:
 
 def rtb_body(answer: PingAnswer) -> dict[str, Any]:
     """`{"uuid", "status", ...}`: the reservation fields when a number was given, `info` for a
-    rejection, `retreaver_ping_shield` on a repeat ping."""
+    rejection, `reason_code` for a rejection or no-target, `retreaver_ping_shield` on a repeat
+    ping."""
     body: dict[str, Any] = {"uuid": answer.uuid, "status": answer.status}
     if answer.status in WITH_NUMBER and answer.inbound_number is not None:
         body["retreaver_payout"] = answer.payout
@@ -31,13 +33,16 @@ def rtb_body(answer: PingAnswer) -> dict[str, Any]:
         body["expires_at"] = iso_ms(answer.expires_at)
     if answer.info and answer.status == "rejected":
         body["info"] = answer.info
+    if answer.reason_code is not None and answer.status in WITH_REASON:
+        body["reason_code"] = answer.reason_code
     if answer.shielded:
         body["retreaver_ping_shield"] = True
     return body
 
 
 def legacy_body(answer: PingAnswer) -> dict[str, Any]:
-    """The nested `call_reservation` object of the Call Reservation guide, same keys."""
+    """The nested `call_reservation` object of the Call Reservation guide, same keys (plus
+    `reason_code`, as in the RTB shape)."""
     caller = answer.caller_number
     reserved = answer.status in WITH_NUMBER and answer.inbound_number is not None
     call = {
@@ -66,6 +71,8 @@ def legacy_body(answer: PingAnswer) -> dict[str, Any]:
     }
     if answer.info and answer.status == "rejected":
         reservation["info"] = answer.info
+    if answer.reason_code is not None and answer.status in WITH_REASON:
+        reservation["reason_code"] = answer.reason_code
     return {"call_reservation": reservation}
 
 

@@ -2,8 +2,8 @@
 
 Pure: it reads the loaded campaign, the request, `now` and a random source, and touches no
 database, socket or clock. `plan_ping` turns a ping into a `ReserveOrder` for the hot state;
-`conclude` turns the hot state's answer into the decision: status, public info and one decision
-log row per target.
+`conclude` turns the hot state's answer into the decision: status, public info, its reason code
+(`domain/reasons.py`) and one decision log row per target.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from callbid.domain.model import (
     ShieldScope,
     Target,
 )
+from callbid.domain.reasons import OF_STATUS, ReasonCode, reason_of_targets
 from callbid.domain.reserve import (
     LiveReservation,
     PayoutOption,
@@ -95,7 +96,8 @@ class PingPlan:
 
     Once buyers were asked (`bidding.apply_bids`): their `replies`, the candidates taken out
     of the order with their outcome (`skipped`), the numbers to dial for buyers that gave one
-    (`destinations`), and whether the order is by bid.
+    (`destinations`), and whether the order is by bid. `reason` is the code of a request
+    refused before the hot state (`rejection`, or no number to answer with).
     """
 
     verdicts: tuple[Verdict, ...]
@@ -107,6 +109,7 @@ class PingPlan:
     skipped: tuple[tuple[int, str], ...] = ()
     destinations: Mapping[int, str] = field(default_factory=dict)
     by_bid: bool = False
+    reason: ReasonCode | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +126,15 @@ class LogRow:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """A concluded ping; `reason_code` is set exactly when it is `rejected` or `no-target`."""
+
     status: PingStatus
     info: str | None
     owner_info: str | None
     record: LiveReservation | None
     log: tuple[LogRow, ...]
     destination: str | None = None
+    reason_code: ReasonCode | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +176,19 @@ def plan_ping(
     )
     verdicts, caller = seen.verdicts, request.caller_number
     if caller is not None and caller in campaign.blocked_callers:
-        return PingPlan(verdicts, None, "Caller suppressed", "caller on a block list", ())
+        owner = "caller on a block list"
+        return PingPlan(
+            verdicts, None, "Caller suppressed", owner, (), reason=ReasonCode.SUPPRESSED
+        )
     if not seen.publisher_open:
-        return PingPlan(verdicts, None, "Publisher closed", "publisher outside its hours", ())
+        owner = "publisher outside its hours"
+        return PingPlan(
+            verdicts, None, "Publisher closed", owner, (), reason=ReasonCode.PUBLISHER_CLOSED
+        )
     if inbound is None and not pool:
         missing = "pool number" if caller is None else "tracking number"
-        return PingPlan(verdicts, None, None, f"campaign has no {missing} for this ping", ())
+        owner = f"campaign has no {missing} for this ping"
+        return PingPlan(verdicts, None, None, owner, (), reason=ReasonCode.NO_TRACKING_NUMBER)
     candidates = tuple(
         memo.candidate(t, stamp, now, seen.payouts) for t in order_by_priority(seen.eligible, rng)
     )
@@ -322,7 +335,8 @@ def conclude(plan: PingPlan, result: ReserveResult | None) -> Decision:
     if result is None:
         status = PingStatus.REJECTED if plan.rejection else PingStatus.NO_TARGET
         log = _log_rows(plan, {}, None)
-        return Decision(status, plan.rejection, plan.owner_info, None, log)
+        reason = plan.reason or _reason_of_log(log)
+        return Decision(status, plan.rejection, plan.owner_info, None, log, reason_code=reason)
     blocked = dict(result.blocked)
     winner = result.record.target_id if result.record else None
     log = _log_rows(plan, blocked, winner, UNTRIED.get(result.status, Outcome.NOT_REACHED))
@@ -332,13 +346,20 @@ def conclude(plan: PingPlan, result: ReserveResult | None) -> Decision:
         return Decision(PingStatus.RESERVED, None, None, result.record, log, destination)
     if result.status in PUBLIC_INFO:
         info = PUBLIC_INFO[result.status]
-        return Decision(PingStatus.REJECTED, info, info.lower(), None, log)
+        reason = OF_STATUS[result.status]
+        return Decision(PingStatus.REJECTED, info, info.lower(), None, log, reason_code=reason)
     owner = "no free pool number" if result.status is ReserveStatus.NO_POOL_NUMBER else None
     if owner is None and plan.replies:
         owner = "no buyer accepted and had capacity"
-    return Decision(
-        PingStatus.NO_TARGET, None, owner or "no eligible target had capacity", None, log
-    )
+    owner = owner or "no eligible target had capacity"
+    reason = OF_STATUS.get(result.status) or _reason_of_log(log)
+    return Decision(PingStatus.NO_TARGET, None, owner, None, log, reason_code=reason)
+
+
+def _reason_of_log(log: tuple[LogRow, ...]) -> ReasonCode:
+    """The code of the target that got furthest; the campaign passthrough's own row speaks
+    through the targets it stood for."""
+    return reason_of_targets((r.outcome, r.ping) for r in log if r.target_id is not None)
 
 
 def _log_rows(

@@ -21,6 +21,7 @@ from callbid.domain.errors import (
     Unauthorized,
 )
 from callbid.domain.model import Campaign, PingRequest, Publisher
+from callbid.domain.reasons import ReasonCode
 from callbid.domain.reserve import (
     HoldStatus,
     LiveReservation,
@@ -40,7 +41,8 @@ from callbid.service.pixels import reserved_pixel_ops
 
 @dataclass(frozen=True, slots=True)
 class PingAnswer:
-    """What the publisher is told about a reservation, in either API's shape."""
+    """What the publisher is told about a reservation, in either API's shape; `reason_code`
+    (`domain.reasons.ReasonCode`) says why a ping or a confirmation was not reserved."""
 
     uuid: str
     status: str
@@ -56,6 +58,7 @@ class PingAnswer:
     target_id: int | None = None
     criterion_id: int | None = None
     tags: Mapping[str, str] | None = None
+    reason_code: str | None = None
 
 
 async def authorize(runtime: Runtime, params: Mapping[str, str]) -> KeyConfig:
@@ -134,6 +137,7 @@ async def handle_ping(
         caller_number=request.caller_number,
         info=decision.info,
         tags=request.tags,
+        reason_code=decision.reason_code,
     )
 
 
@@ -302,7 +306,8 @@ async def confirm_reservation(runtime: Runtime, params: Mapping[str, str], uuid:
     ns = namespace(campaign.company_id)
     target = campaign.target(row.target_id) if row.target_id is not None else None
     if target is None:
-        return await _refuse(runtime, ns, uuid, "target left the campaign before confirmation")
+        gone = "target left the campaign before confirmation"
+        return await _refuse(runtime, ns, uuid, gone, ReasonCode.NO_BUYER_OPEN)
     subjects = target_subjects(target, campaign.groups, now)
     publisher = campaign.publishers.get(row.publisher_id)
     extra = publisher_subject(publisher, now) if publisher else None
@@ -311,15 +316,18 @@ async def confirm_reservation(runtime: Runtime, params: Mapping[str, str], uuid:
     if held is HoldStatus.UNKNOWN:
         raise Conflict("FAILED reservation is expired")
     if held is HoldStatus.CAPPED:
-        return await _refuse(runtime, ns, uuid, f"capped at confirmation ({reason})")
+        capped = f"capped at confirmation ({reason})"
+        return await _refuse(runtime, ns, uuid, capped, ReasonCode.CAPPED)
     await runtime.writer.write(ReservationWrites.confirmed(uuid, now, [s.key for s in subjects]))
     return answer_of_row(row, PingStatus.CONFIRMED)
 
 
-async def _refuse(runtime: Runtime, ns: str, uuid: str, info: str) -> PingAnswer:
+async def _refuse(
+    runtime: Runtime, ns: str, uuid: str, info: str, reason: ReasonCode
+) -> PingAnswer:
     await runtime.store.release(ns, uuid)
     await runtime.writer.write(ReservationWrites.refused(uuid, info))
-    return PingAnswer(uuid, PingStatus.NO_TARGET)
+    return PingAnswer(uuid, PingStatus.NO_TARGET, reason_code=reason)
 
 
 async def wipe_reservation(runtime: Runtime, params: Mapping[str, str], uuid: str) -> PingAnswer:

@@ -121,13 +121,31 @@ async def check_pool(
         raise invalid("pool_id", f"number pool {pool_id} belongs to another campaign")
 
 
-async def check_number_free(session: AsyncSession, number: str) -> None:
-    """Conflict when `number` is already a tracking number (of any company)."""
-    taken = await session.scalar(
-        select(t.TrackingNumber.id).where(t.TrackingNumber.number == number)
+async def check_number_free(session: AsyncSession, number: str, company_id: int) -> None:
+    """Conflict when `number` is already a tracking number (numbers are unique across
+    companies). Said precisely for the company's own; for another company's, only that it is
+    not available, the same answer as a number taken by a concurrent write, so that no tenant
+    learns another's numbers."""
+    owner = await session.scalar(
+        select(t.TrackingNumber.company_id).where(t.TrackingNumber.number == number)
     )
-    if taken is not None:
+    if owner == company_id:
         raise Conflict(f"{number} is already a tracking number")
+    if owner is not None:
+        raise Conflict(f"number {number} is not available")
+
+
+async def save_number(
+    session: AsyncSession, request: Request, company_id: int, number: str | None
+) -> None:
+    """`save`; when the change claimed `number` and the database refused it, the answer
+    `check_number_free` gives now that the concurrent write that took it is visible."""
+    try:
+        await save(session, request, company_id)
+    except Conflict:
+        if number is not None:
+            await check_number_free(session, number, company_id)
+        raise
 
 
 async def check_not_inbound(session: AsyncSession, row: t.TrackingNumber) -> None:
@@ -149,10 +167,10 @@ async def create_number(
 ) -> TrackingNumberOut:
     await check_ref(session, t.Campaign, body.campaign_id, company_id, "campaign_id")
     await check_pool(session, body.pool_id, body.campaign_id, company_id)
-    await check_number_free(session, body.number)
+    await check_number_free(session, body.number, company_id)
     row = t.TrackingNumber(company_id=company_id, **body.model_dump(mode="json"))
     session.add(row)
-    await save(session, request, company_id)
+    await save_number(session, request, company_id, body.number)
     return TrackingNumberOut.model_validate(row)
 
 
@@ -198,12 +216,13 @@ async def update_number(
         await check_ref(session, t.Campaign, campaign_id, company_id, "campaign_id")
     if body.sent("pool_id") or campaign_id != row.campaign_id:
         await check_pool(session, pool_id, campaign_id, company_id)
-    if number != row.number:
-        await check_number_free(session, number)
-    if number != row.number or campaign_id != row.campaign_id:
+    claimed = number if number != row.number else None
+    if claimed is not None:
+        await check_number_free(session, claimed, company_id)
+    if claimed is not None or campaign_id != row.campaign_id:
         await check_not_inbound(session, row)
     apply(row, body.changes())
-    await save(session, request, company_id)
+    await save_number(session, request, company_id, claimed)
     return TrackingNumberOut.model_validate(row)
 
 
