@@ -22,8 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args)
     except ValidationError as exc:
-        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-        print(f"callbid: invalid settings: {problems}", file=sys.stderr)
+        print(f"callbid: invalid settings: {_settings_problems(exc)}", file=sys.stderr)
         return 2
     handler = {
         "serve": _serve,
@@ -32,7 +31,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         "purge": _purge,
         "simulate": _simulate,
     }[args.command]
-    return handler(settings, args)
+    from callbid.preflight import Refused, explain_database_error
+
+    try:
+        return handler(settings, args)
+    except Refused as exc:
+        print(f"callbid: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        line = explain_database_error(exc, settings)
+        if line is None:
+            raise
+        print(f"callbid: {line}", file=sys.stderr)
+        return 2
+
+
+def _settings_problems(exc: ValidationError) -> str:
+    """Each problem after the variable it is about (`CALLBID_PORT=abc: …`); a value is shown
+    unless it may hold a secret (URLs carry passwords)."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:
+            problems.append(message)
+            continue
+        name = str(error["loc"][0])
+        variable = f"CALLBID_{name.upper()}"
+        value = error.get("input")
+        if isinstance(value, str | int | float) and not name.endswith("_url"):
+            variable += f"={value}"
+        problems.append(f"{variable}: {message}")
+    return "; ".join(problems)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,12 +102,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from callbid.adapters.storage.db import migrate
     from callbid.api.app import create_app
+    from callbid.preflight import require_creatable_database, require_free_port
     from callbid.service.demo import seed_and_describe
 
+    require_creatable_database(settings)
+    require_free_port(settings.host, settings.port)
     migrate(settings.database_url)
-    demo = asyncio.run(seed_and_describe(settings))
-    if demo is not None:
-        print(_curl(settings, demo), flush=True)
+    url = _served_url(settings)
+    demo = asyncio.run(seed_and_describe(settings, serving_at=url))
+    print(_banner(url, demo is not None), flush=True)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -102,13 +134,43 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return Supervisor(settings.workers, options).run()
 
 
-def _public_url(settings: Settings) -> str:
+def _served_url(settings: Settings) -> str:
+    """The base URL clients reach this server on: `CALLBID_PUBLIC_URL`, else where it listens."""
+    if settings.public_url is not None:
+        return settings.public_url.rstrip("/")
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    host = f"[{host}]" if ":" in host else host
     return f"http://{host}:{settings.port}"
 
 
-def _curl(settings: Settings, demo: dict[str, str]) -> str:
-    url = _public_url(settings)
+def _recorded_url(settings: Settings) -> str:
+    """`CALLBID_PUBLIC_URL`, else where `callbid serve` last listened on this database, else
+    where it would listen with these settings."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from callbid.service.demo import describe_served_url
+
+    path = settings.sqlite_path
+    if settings.public_url is not None or (path is not None and not path.exists()):
+        return _served_url(settings)  # opening a missing SQLite file would create it
+    try:
+        return asyncio.run(describe_served_url(settings)) or _served_url(settings)
+    except SQLAlchemyError:
+        return _served_url(settings)  # not a callbid database (yet)
+
+
+def _banner(url: str, demo: bool) -> str:
+    """What `serve` prints: where it serves, never a secret (the banner ends up in logs)."""
+    lines = [f"callbid serving on {url} (API docs: {url}/docs)"]
+    if demo:
+        lines.append(
+            "demo campaign ready: `callbid demo` prints its ping and the owner look-up "
+            "(`callbid demo --json` its RTB key and admin token)"
+        )
+    return "\n".join(lines)
+
+
+def _curl(url: str, demo: dict[str, str]) -> str:
     return (
         "callbid demo ping:\n"
         f"  curl -s -X POST '{url}/rtbs.json?key={demo['key']}"
@@ -121,22 +183,27 @@ def _curl(settings: Settings, demo: dict[str, str]) -> str:
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from callbid.adapters.storage.db import migrate
+    from callbid.preflight import require_existing_database
     from callbid.service.demo import seed_and_describe
 
+    require_existing_database(settings)
     migrate(settings.database_url)
     demo = asyncio.run(seed_and_describe(settings, seed=True))
     if demo is None:
         print("callbid: this database holds no demo company", file=sys.stderr)
         return 1
-    described = {"rtb_url": f"{_public_url(settings)}/rtbs.json", **demo}
-    print(json.dumps(described) if args.json else _curl(settings, demo))
+    url = _recorded_url(settings)
+    described = {"rtb_url": f"{url}/rtbs.json", **demo}
+    print(json.dumps(described) if args.json else _curl(url, demo))
     return 0
 
 
 def _company(settings: Settings, args: argparse.Namespace) -> int:
     from callbid.adapters.storage.db import migrate
+    from callbid.preflight import require_existing_database
     from callbid.service.companies import create_company_once
 
+    require_existing_database(settings)
     migrate(settings.database_url)
     company_id, token = asyncio.run(create_company_once(settings, args.name))
     print(json.dumps({"company_id": company_id, "admin_token": token}))
@@ -144,8 +211,10 @@ def _company(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _purge(settings: Settings, _args: argparse.Namespace) -> int:
+    from callbid.preflight import require_existing_database
     from callbid.service.maintenance import purge_database
 
+    require_existing_database(settings)
     deleted = asyncio.run(purge_database(settings))
     print(json.dumps({"deleted": deleted}))
     return 0
@@ -154,7 +223,7 @@ def _purge(settings: Settings, _args: argparse.Namespace) -> int:
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from callbid.simulate.command import command
 
-    return command(settings, args, _public_url(settings))
+    return command(settings, args, args.url or _recorded_url(settings))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from callbid.api.auth import hash_token, new_token
 from callbid.settings import Settings
 
 DEMO_META_KEY = "demo"
+#: Where `callbid serve` last listened (or `CALLBID_PUBLIC_URL`), for `callbid demo`.
+SERVED_URL_META_KEY = "served_url"
 DEMO_PUBLISHER = "demo-pub"
 WEEKDAYS = [0, 1, 2, 3, 4]
 EVERY_DAY = [0, 1, 2, 3, 4, 5, 6]
@@ -128,17 +130,34 @@ async def _seed(session: AsyncSession) -> None:
 
 
 async def seed_and_describe(
-    settings: Settings, *, seed: bool | None = None
+    settings: Settings, *, seed: bool | None = None, serving_at: str | None = None
 ) -> dict[str, Any] | None:
     """Seed the demo into an empty database (when `seed`, default `settings.seed_demo`) and
-    return its credentials, None when the database has no demo company."""
+    return its credentials, None when the database has no demo company. `serving_at`: the
+    base URL a starting server listens on, recorded for later `describe_served_url` calls."""
     from callbid.adapters.storage.db import create_engine, session_factory
 
     engine = create_engine(settings)
     try:
         sessions = session_factory(engine)
+        if serving_at is not None:
+            async with sessions.begin() as session:
+                await session.merge(t.Meta(key=SERVED_URL_META_KEY, value=serving_at))
         if settings.seed_demo if seed is None else seed:
             await seed_demo_if_empty(sessions, settings)
         return await demo_credentials(sessions)
+    finally:
+        await engine.dispose()
+
+
+async def describe_served_url(settings: Settings) -> str | None:
+    """The base URL `callbid serve` recorded when it last started on this database."""
+    from callbid.adapters.storage.db import create_engine, session_factory
+
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session:
+            row = await session.get(t.Meta, SERVED_URL_META_KEY)
+        return row.value if row is not None else None
     finally:
         await engine.dispose()

@@ -102,7 +102,8 @@ class Carrier:
     """Places calls on a callbid server as Twilio would, through `client`.
 
     A webhook answered with anything but 200 (or not at all) is reported to `error` by method,
-    path and status, and ends what depends on its answer; the call's end is still reported."""
+    path and status (a 403 also names `token_source`, where the signing token came from), and
+    ends what depends on its answer; the call's end is still reported."""
 
     def __init__(
         self,
@@ -112,8 +113,11 @@ class Carrier:
         account_sid: str,
         error: Callable[[str], None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        token_source: str = "from --carrier-token",
     ) -> None:
         self.client = client
+        #: Where `auth_token` came from, named when the server refuses a signature.
+        self.token_source = token_source
         self.base = base_url.rstrip("/")
         self.auth_token = auth_token
         self.account_sid = account_sid
@@ -202,6 +206,9 @@ class Carrier:
             response = await self.client.request(method, url, data=body or None, headers=headers)
         except httpx.TransportError as exc:
             self.error(f"{method} {path} {type(exc).__name__}")
+            return None
+        if response.status_code == 403:
+            self.error(f"{method} {path} 403 (signed with the carrier token {self.token_source})")
             return None
         if response.status_code != 200:
             self.error(f"{method} {path} {response.status_code}")

@@ -119,17 +119,44 @@ def _credentials(settings: Settings, args: argparse.Namespace) -> Credentials:
     from callbid.simulate.run import Credentials, SimulationError
 
     given = {name: getattr(args, name) for name in CREDENTIALS}
+    source = "from --carrier-token"
     if None in given.values():
         demo = asyncio.run(_local_demo(settings)) or {}
         demo["carrier_token"] = demo.get("carrier_auth_token")
+        _refuse_mixed(given, demo)
+        if given["carrier_token"] is None:
+            source = f"of the local demo (in {_where(settings)})"
         given = {name: given[name] or demo.get(name) for name in CREDENTIALS}
     missing = [f"--{name.replace('_', '-')}" for name, value in given.items() if not value]
     if missing:
         raise SimulationError(
-            f"no demo credentials in {settings.database_url} for {', '.join(missing)}: "
+            f"no demo credentials in {_where(settings)} for {', '.join(missing)}: "
             "pass them, or run where `callbid serve` keeps its database"
         )
-    return Credentials(**given)
+    return Credentials(**given, carrier_token_source=source)
+
+
+def _refuse_mixed(given: dict[str, str | None], demo: dict[str, Any]) -> None:
+    """Another company's key or token with the demo's carrier token would only sign every
+    webhook wrongly (403s, then a mismatch): ask for that company's carrier token instead."""
+    from callbid.simulate.run import SimulationError
+
+    foreign = [
+        f"--{name.replace('_', '-')}"
+        for name in ("key", "admin_token")
+        if given[name] is not None and given[name] != demo.get(name)
+    ]
+    if foreign and given["carrier_token"] is None:
+        raise SimulationError(
+            f"{' and '.join(foreign)} {'is' if len(foreign) == 1 else 'are'} not the local "
+            "demo's: pass --carrier-token too (the Twilio auth token of the company that owns "
+            "the key's tracking numbers)"
+        )
+
+
+def _where(settings: Settings) -> str:
+    path = settings.sqlite_path
+    return str(path.resolve()) if path is not None else "CALLBID_DATABASE_URL"
 
 
 async def _local_demo(settings: Settings) -> dict[str, Any] | None:

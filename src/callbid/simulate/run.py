@@ -32,6 +32,8 @@ class Credentials:
     publisher_id: str
     admin_token: str
     carrier_token: str
+    #: Where `carrier_token` came from (`--carrier-token`, the local demo), named in a 403.
+    carrier_token_source: str = "from --carrier-token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,7 @@ class Simulation:
             new_sid("AC"),
             self.expected.error,
             clock,
+            token_source=options.credentials.carrier_token_source,
         )
         self.scripts = draw_scripts(Random(options.seed), options.traffic)
 
