@@ -124,3 +124,27 @@ def test_simulate_against_serve_matches_the_servers_report(served: Served) -> No
     assert result["payout"] == 12.5 * result["conversions"]  # the demo's criterion
     assert result["revenue"] == 25.0 * result["conversions"]
     assert server["profit"] == result["revenue"] - result["payout"]
+
+
+def test_demo_gives_the_url_serve_listens_on_and_the_banner_no_secret(
+    served: Served, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    elsewhere = Served(served.url, served.env, tmp_path_factory.mktemp("elsewhere"))
+    demo = last_json(callbid(elsewhere, "demo", "--json"))
+    # `serve --port N` on a database the environment names: N, not the default 8000.
+    assert demo["rtb_url"] == f"{served.url}/rtbs.json"
+    answer = httpx.post(
+        demo["rtb_url"],
+        data={
+            "key": demo["key"],
+            "publisher_id": demo["publisher_id"],
+            "caller_number": "+12125550142",
+        },
+        timeout=10,
+    )
+    assert answer.json()["status"] == "reserved", answer.text
+    banner = (served.workdir / "server.log").read_text()
+    assert f"callbid serving on {served.url}" in banner
+    assert "callbid demo --json" in banner
+    for secret in ("key", "admin_token", "carrier_auth_token"):
+        assert demo[secret] not in banner, secret

@@ -7,7 +7,7 @@ import asyncio
 import io
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from random import Random
@@ -403,9 +403,21 @@ async def test_a_run_reports_the_column_that_disagrees() -> None:
 
 async def test_refused_webhooks_are_errors_and_nothing_connects() -> None:
     outcome = await run_against(FakeServer(refuse_signatures=True), fast_options())
-    assert outcome.errors["POST /twilio/voice 403"] == outcome.expected["calls"]
+    refused = "POST /twilio/voice 403 (signed with the carrier token from --carrier-token)"
+    assert outcome.errors[refused] == outcome.expected["calls"]
     assert outcome.expected["conversions"] == 0
     assert not outcome.match  # the server claimed nothing the simulator called in time
+
+
+async def test_a_refused_signature_names_where_its_token_came_from() -> None:
+    source = "of the local demo (in /srv/callbid.db)"
+    credentials = replace(CREDENTIALS, carrier_token_source=source)
+    options = replace(fast_options(pings=3), credentials=credentials)
+    outcome = await run_against(FakeServer(refuse_signatures=True), options)
+    assert set(outcome.errors) == {
+        f"POST /twilio/{path} 403 (signed with the carrier token {source})"
+        for path in ("voice", "status")
+    }
 
 
 async def test_an_unanswered_leg_is_reported_and_the_next_one_dialled() -> None:
