@@ -380,20 +380,72 @@ async def test_a_webhook_signed_with_another_companys_token_is_refused(service: 
     assert response.status_code == 403
 
 
-async def test_malformed_webhooks_get_a_clear_400(service: Service) -> None:
+async def test_malformed_signed_webhooks_get_a_clear_400(service: Service) -> None:
     built = await build(service)
     carrier = Carrier(service)
 
     missing_sid = await carrier.post("/twilio/voice", {"From": CALLER, "To": built.numbers[0]})
-    unknown = await carrier.post("/twilio/voice", {"CallSid": "CA1", "To": "+13125559999"})
     bad_status = await carrier.post(
         "/twilio/status", {"CallSid": "CA1", "To": built.numbers[0], "CallStatus": "exploded"}
     )
 
     assert missing_sid.status_code == 400
     assert "CallSid" in missing_sid.text
-    assert unknown.status_code == 404
     assert bad_status.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/twilio/dial", {"CallSid": "CA1", "CallStatus": "in-progress"}),
+        ("/twilio/leg?line=not-a-number", {"CallSid": "CA1", "CallStatus": "in-progress"}),
+        ("/twilio/leg?line=%2B13125559999", {"CallSid": "CA1", "CallStatus": "in-progress"}),
+        ("/twilio/voice", {"CallSid": "CA1", "From": CALLER}),
+        ("/twilio/voice", {"CallSid": "CA1", "From": CALLER, "To": "+13125559999"}),
+        ("/twilio/status", {"CallSid": "CA1", "To": "nonsense", "CallStatus": "completed"}),
+    ],
+    ids=["dial-no-line", "bad-line", "unknown-line", "voice-no-to", "voice-unknown", "bad-to"],
+)
+@pytest.mark.parametrize("sign", [False, True], ids=["unsigned", "signed"])
+async def test_a_webhook_for_no_known_line_is_refused_without_saying_why(
+    service: Service, path: str, form: dict[str, str], sign: bool
+) -> None:
+    await build(service)
+
+    response = await Carrier(service).post(path, form, sign=sign)
+
+    assert response.status_code == 403
+    assert response.text == "invalid or missing X-Twilio-Signature"
+
+
+async def test_a_wrong_signature_on_every_route_is_refused_and_changes_nothing(
+    service: Service,
+) -> None:
+    built = await build(service)
+    answer = await ping(service, built)
+    sid = new_sid()
+    number = answer["inbound_number"]
+    wrong = {"X-Twilio-Signature": "d3Jvbmc="}
+    forms = {
+        "/twilio/voice": {"CallSid": sid, "From": CALLER, "To": number},
+        f"/twilio/dial?line={number}": {
+            "CallSid": sid,
+            "CallStatus": "in-progress",
+            "DialCallStatus": "completed",
+            "DialCallDuration": "120",
+        },
+        f"/twilio/leg?line={number}": {"CallSid": sid, "CallStatus": "in-progress"},
+        "/twilio/status": {"CallSid": sid, "To": number, "CallStatus": "completed"},
+    }
+
+    for path, form in forms.items():
+        response = await service.client.post(BASE + path, data=form, headers=wrong)
+        assert response.status_code == 403, path
+        assert response.text == "invalid or missing X-Twilio-Signature"
+
+    view = await owner_view(service, built, answer["uuid"])
+    assert view["status"] == "reserved"
+    assert view["call"] is None
 
 
 async def test_the_json_call_event_api_has_the_same_semantics(service: Service) -> None:
@@ -434,3 +486,14 @@ async def test_the_json_call_event_api_has_the_same_semantics(service: Service) 
         headers={"Authorization": f"Bearer {other.token}"},
     )
     assert foreign.status_code == 404
+
+
+async def test_an_unreadable_unsigned_form_is_refused_as_unsigned(service: Service) -> None:
+    await build(service)
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+
+    response = await service.client.post(
+        f"{BASE}/twilio/voice", content=b"--x\r\nnot a part", headers=headers
+    )
+
+    assert response.status_code == 403
