@@ -1,11 +1,12 @@
-"""Carrier webhooks: Twilio's voice dialect (form posts, `X-Twilio-Signature`, TwiML answers).
+"""Carrier webhooks: Twilio's voice dialect (forms or queries, `X-Twilio-Signature`, TwiML).
 
-Point a Twilio number's voice webhook at `POST /twilio/voice` and its status callback at
-`POST /twilio/status`; the TwiML answers name `/twilio/dial` (a dial's outcome) and
-`/twilio/leg` (the dialled leg answered) themselves, with `?line=<tracking number>` so that
-every callback finds its company before its signature is checked. Every request must be
-signed with the auth token of the company owning the dialled number (403 otherwise, and
-nothing changes); behind a proxy, set `CALLBID_PUBLIC_URL` to the URL Twilio calls.
+Point a Twilio number's voice webhook at `/twilio/voice` and its status callback at
+`/twilio/status`, as POST (a form) or GET (the query string, signed as part of the URL); the
+TwiML answers name `/twilio/dial` (a dial's outcome) and `/twilio/leg` (the dialled leg
+answered) themselves, with `?line=<tracking number>` so that every callback finds its company
+before its signature is checked. Every request must be signed with the auth token of the
+company owning the dialled number (403 otherwise, whatever is missing, and nothing changes);
+behind a proxy, set `CALLBID_PUBLIC_URL` to the URL Twilio calls.
 """
 
 from __future__ import annotations
@@ -52,11 +53,20 @@ Handler = Callable[[Request, Runtime, LineConfig, dict[str, str]], Awaitable[Res
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/twilio/voice", _webhook(voice, "To"), methods=["POST"]),
-        Route("/twilio/dial", _webhook(dial_outcome, None), methods=["POST"]),
-        Route("/twilio/leg", _webhook(leg_status, None), methods=["POST"]),
-        Route("/twilio/status", _webhook(call_status, "To"), methods=["POST"]),
+        _route("/twilio/voice", voice, "To"),
+        _route("/twilio/dial", dial_outcome, None),
+        _route("/twilio/leg", leg_status, None),
+        _route("/twilio/status", call_status, "To"),
     ]
+
+
+def _route(path: str, handler: Handler, number_field: str | None) -> Route:
+    """A webhook served alike as POST (a form) and GET (a query), as the console sets it."""
+    route = Route(path, _webhook(handler, number_field), methods=["GET", "POST"])
+    assert route.methods is not None
+    # Starlette answers HEAD for every GET route; a webhook acts, so HEAD is a 405.
+    route.methods.discard("HEAD")
+    return route
 
 
 def twiml(body: str, status: int = 200) -> Response:
