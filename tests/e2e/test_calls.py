@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from itertools import count
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -46,18 +47,24 @@ class Dial:
 
 
 class Carrier:
-    """Plays Twilio: posts form webhooks signed with the account's auth token."""
+    """Plays Twilio: sends webhooks signed with the account's auth token, as form posts or,
+    for a number whose webhooks are set to GET, with the fields in the (signed) query."""
 
-    def __init__(self, svc: Service, token: str = TOKEN) -> None:
-        self.svc, self.token = svc, token
+    def __init__(self, svc: Service, token: str = TOKEN, method: str = "POST") -> None:
+        self.svc, self.token, self.method = svc, token, method
 
     async def post(self, url: str, form: dict[str, str], *, sign: bool = True) -> httpx.Response:
         full = url if url.startswith("http") else BASE + url
+        if self.method == "GET":
+            full += ("&" if "?" in full else "?") + urlencode(form)
+            form = {}
         headers = {}
         if sign:
             headers["X-Twilio-Signature"] = RequestValidator(self.token).compute_signature(
                 full, form
             )
+        if self.method == "GET":
+            return await self.svc.client.get(full, headers=headers)
         return await self.svc.client.post(full, data=form, headers=headers)
 
     async def incoming(self, sid: str, caller: str | None, dialled: str) -> Dial:
@@ -150,14 +157,15 @@ def events(call: dict[str, Any]) -> list[str]:
     return [entry["event"] for entry in call["flow"]]
 
 
+@pytest.mark.parametrize("method", ["POST", "GET"])
 async def test_reserved_call_is_dialled_and_converts_with_the_promised_payout(
-    service: Service,
+    service: Service, method: str
 ) -> None:
     built = await build(service)
     answer = await ping(service, built)
     assert answer["status"] == "reserved"
     sid = new_sid()
-    carrier = Carrier(service)
+    carrier = Carrier(service, method=method)
 
     dial = await carrier.incoming(sid, CALLER, answer["inbound_number"])
     assert dial.destination == "+13125550001"
@@ -380,20 +388,72 @@ async def test_a_webhook_signed_with_another_companys_token_is_refused(service: 
     assert response.status_code == 403
 
 
-async def test_malformed_webhooks_get_a_clear_400(service: Service) -> None:
+async def test_malformed_signed_webhooks_get_a_clear_400(service: Service) -> None:
     built = await build(service)
     carrier = Carrier(service)
 
     missing_sid = await carrier.post("/twilio/voice", {"From": CALLER, "To": built.numbers[0]})
-    unknown = await carrier.post("/twilio/voice", {"CallSid": "CA1", "To": "+13125559999"})
     bad_status = await carrier.post(
         "/twilio/status", {"CallSid": "CA1", "To": built.numbers[0], "CallStatus": "exploded"}
     )
 
     assert missing_sid.status_code == 400
     assert "CallSid" in missing_sid.text
-    assert unknown.status_code == 404
     assert bad_status.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/twilio/dial", {"CallSid": "CA1", "CallStatus": "in-progress"}),
+        ("/twilio/leg?line=not-a-number", {"CallSid": "CA1", "CallStatus": "in-progress"}),
+        ("/twilio/leg?line=%2B13125559999", {"CallSid": "CA1", "CallStatus": "in-progress"}),
+        ("/twilio/voice", {"CallSid": "CA1", "From": CALLER}),
+        ("/twilio/voice", {"CallSid": "CA1", "From": CALLER, "To": "+13125559999"}),
+        ("/twilio/status", {"CallSid": "CA1", "To": "nonsense", "CallStatus": "completed"}),
+    ],
+    ids=["dial-no-line", "bad-line", "unknown-line", "voice-no-to", "voice-unknown", "bad-to"],
+)
+@pytest.mark.parametrize("sign", [False, True], ids=["unsigned", "signed"])
+async def test_a_webhook_for_no_known_line_is_refused_without_saying_why(
+    service: Service, path: str, form: dict[str, str], sign: bool
+) -> None:
+    await build(service)
+
+    response = await Carrier(service).post(path, form, sign=sign)
+
+    assert response.status_code == 403
+    assert response.text == "invalid or missing X-Twilio-Signature"
+
+
+async def test_a_wrong_signature_on_every_route_is_refused_and_changes_nothing(
+    service: Service,
+) -> None:
+    built = await build(service)
+    answer = await ping(service, built)
+    sid = new_sid()
+    number = answer["inbound_number"]
+    wrong = {"X-Twilio-Signature": "d3Jvbmc="}
+    forms = {
+        "/twilio/voice": {"CallSid": sid, "From": CALLER, "To": number},
+        f"/twilio/dial?line={number}": {
+            "CallSid": sid,
+            "CallStatus": "in-progress",
+            "DialCallStatus": "completed",
+            "DialCallDuration": "120",
+        },
+        f"/twilio/leg?line={number}": {"CallSid": sid, "CallStatus": "in-progress"},
+        "/twilio/status": {"CallSid": sid, "To": number, "CallStatus": "completed"},
+    }
+
+    for path, form in forms.items():
+        response = await service.client.post(BASE + path, data=form, headers=wrong)
+        assert response.status_code == 403, path
+        assert response.text == "invalid or missing X-Twilio-Signature"
+
+    view = await owner_view(service, built, answer["uuid"])
+    assert view["status"] == "reserved"
+    assert view["call"] is None
 
 
 async def test_the_json_call_event_api_has_the_same_semantics(service: Service) -> None:
@@ -434,3 +494,60 @@ async def test_the_json_call_event_api_has_the_same_semantics(service: Service) 
         headers={"Authorization": f"Bearer {other.token}"},
     )
     assert foreign.status_code == 404
+
+
+async def test_an_unreadable_unsigned_form_is_refused_as_unsigned(service: Service) -> None:
+    await build(service)
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+
+    response = await service.client.post(
+        f"{BASE}/twilio/voice", content=b"--x\r\nnot a part", headers=headers
+    )
+
+    assert response.status_code == 403
+
+
+async def test_a_get_webhook_is_served_like_a_post(service: Service) -> None:
+    built = await build(service)
+    answer = await ping(service, built)
+    sid = new_sid()
+
+    dial = await Carrier(service, method="GET").incoming(sid, CALLER, answer["inbound_number"])
+
+    assert dial == await Carrier(service).incoming(sid, CALLER, answer["inbound_number"])
+    assert dial.destination == "+13125550001"
+    call = await call_of(service, built, sid)
+    assert call["match"] == "claimed"
+    assert events(call)[:2] == ["call_started", "matched"]
+
+
+@pytest.mark.parametrize("signature", [None, "d3Jvbmc=", "form"])
+async def test_a_wrongly_signed_get_webhook_is_refused_and_changes_nothing(
+    service: Service, signature: str | None
+) -> None:
+    built = await build(service)
+    answer = await ping(service, built)
+    form = {"CallSid": new_sid(), "From": CALLER, "To": answer["inbound_number"]}
+    url = f"{BASE}/twilio/voice?{urlencode(form)}"
+    if signature == "form":
+        # Signed as if the fields were a POST's form: not how Twilio signs a GET.
+        signature = RequestValidator(TOKEN).compute_signature(f"{BASE}/twilio/voice", form)
+    headers = {"X-Twilio-Signature": signature} if signature else {}
+
+    response = await service.client.get(url, headers=headers)
+
+    assert response.status_code == 403
+    assert response.text == "invalid or missing X-Twilio-Signature"
+    view = await owner_view(service, built, answer["uuid"])
+    assert view["status"] == "reserved"
+    assert view["call"] is None
+
+
+async def test_head_on_a_webhook_is_not_served(service: Service) -> None:
+    built = await build(service)
+    url = f"{BASE}/twilio/voice?{urlencode({'CallSid': new_sid(), 'To': built.numbers[0]})}"
+    signature = RequestValidator(TOKEN).compute_signature(url, {})
+
+    response = await service.client.head(url, headers={"X-Twilio-Signature": signature})
+
+    assert response.status_code == 405

@@ -170,3 +170,19 @@ async def test_owner_sees_the_reasons_publishers_do_not(service: Service) -> Non
         "Capped Buyer": "capped:daily",
         "Choosy Buyer": "filtered:age greater_than 64",
     }
+
+
+async def test_a_legacy_get_reserves_as_a_post_does_and_is_shielded(service: Service) -> None:
+    built = await build_campaign(service.runtime.sessions)
+    params = {"key": built.key, "publisher_id": "4321ABCD", "caller_number": CALLER}
+
+    got = await service.client.get("/call_reservations.json", params=params)
+    again = await service.client.get("/call_reservations.json", params=params)
+
+    assert got.status_code == again.status_code == 200
+    first = got.json()["call_reservation"]
+    assert set(first) == LEGACY_KEYS
+    assert first["status"] == "reserved"
+    assert again.json()["call_reservation"]["uuid"] == first["uuid"]
+    posted = await legacy(service, built.key, caller_number=CALLER)
+    assert posted == again.json()

@@ -426,9 +426,11 @@ async def test_non_utf8_query_string(service: Service) -> None:
 
 
 async def test_wrong_methods_and_paths_answer_json(service: Service) -> None:
-    get = await service.client.get("/rtbs.json")
-    assert get.status_code == 405
-    assert get.json()["status"] == "failed"
+    put = await service.client.put("/rtbs.json")
+    assert put.status_code == 405
+    assert put.json()["status"] == "failed"
+    head = await service.client.head("/rtbs.json")
+    assert head.status_code == 405
     missing = await service.client.get("/nope.json")
     assert missing.status_code == 404
     assert missing.json()["status"] == "failed"
@@ -442,3 +444,38 @@ async def test_healthz(service: Service) -> None:
     response = await service.client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+async def test_a_get_ping_reserves_exactly_as_a_post_does(service: Service) -> None:
+    built = await build_campaign(service.runtime.sessions)
+    params = {"key": built.key, "publisher_id": "pub-1", "caller_number": CALLER}
+
+    got = await service.client.get("/rtbs.json", params=params)
+    posted = (await ping(service, built, "+12125550124")).json()
+
+    assert got.status_code == 200
+    assert got.headers["content-type"] == "application/json"
+    first = got.json()
+    assert first["status"] == posted["status"] == "reserved"
+    assert set(first) == set(posted)
+    same = ("retreaver_payout", "retreaver_seconds", "expires_at")
+    assert {k: first[k] for k in same} == {k: posted[k] for k in same}
+    service.clock.advance(5)
+    again = (await service.client.get("/rtbs.json", params=params)).json()
+    assert again == {**first, "retreaver_ping_shield": True}
+    assert (await ping(service, built)).json() == again
+
+
+@pytest.mark.parametrize("path", ["/rtbs.json", "/call_reservations.json"])
+async def test_head_on_a_creation_call_is_refused_and_reserves_nothing(
+    service: Service, path: str
+) -> None:
+    built = await build_campaign(service.runtime.sessions)
+    params = {"key": built.key, "publisher_id": "pub-1", "caller_number": CALLER}
+
+    response = await service.client.head(path, params=params)
+
+    assert response.status_code == 405
+    after = (await ping(service, built)).json()
+    assert after["status"] == "reserved"
+    assert "retreaver_ping_shield" not in after

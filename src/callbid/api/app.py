@@ -28,7 +28,7 @@ from callbid.adapters.storage.postgres_writer import PostgresExecutor
 from callbid.adapters.storage.reservations import ReservationWrites
 from callbid.adapters.storage.sqlite_writer import SqliteExecutor
 from callbid.adapters.storage.writer import BatchExecutor, EngineExecutor, GroupWriter
-from callbid.api import calls, public, telephony
+from callbid.api import calls, docs, public, telephony
 from callbid.api.admin import admin_router
 from callbid.api.errors import (
     failed,
@@ -38,6 +38,7 @@ from callbid.api.errors import (
     outage_response,
 )
 from callbid.api.owner import owner_router
+from callbid.api.publisher_openapi import install_openapi
 from callbid.domain.errors import CallbidError
 from callbid.hotstate.memory import MemoryHotState
 from callbid.hotstate.protocol import HotState
@@ -105,6 +106,9 @@ def create_app(
         version="0.1.0",
         summary="Pay-per-call real-time bidding and call reservation (Retreaver RTB compatible).",
         lifespan=lifespan,
+        # Served by `docs.routes()` with packaged assets instead of FastAPI's CDN ones.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_exception_handler(CallbidError, handle_callbid_error)
     app.add_exception_handler(HTTPException, handle_http_error)
@@ -115,6 +119,8 @@ def create_app(
     app.include_router(owner_router())
     app.include_router(admin_router(), prefix="/api/v1")
     app.include_router(calls.router, prefix="/api/v1")
+    app.router.routes.extend(docs.routes())
+    install_openapi(app)
     return app
 
 

@@ -33,10 +33,20 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/rtbs.json", create_rtb, methods=["POST"]),
+        _creating("/rtbs.json", create_rtb),
         Route("/rtbs/{uuid}.json", rtb_resource, methods=methods),
-        Route("/call_reservations.json", create_legacy, methods=["POST"]),
+        _creating("/call_reservations.json", create_legacy),
     ]
+
+
+def _creating(path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Route:
+    """A route that pings and reserves, on POST or GET (Retreaver clients send either, the
+    parameters in the query string); HEAD is a 405, as it must not reserve anything."""
+    route = Route(path, endpoint, methods=["GET", "POST"])
+    assert route.methods is not None
+    # Starlette serves HEAD for every GET route.
+    route.methods.discard("HEAD")
+    return route
 
 
 async def healthz(_request: Request) -> Response:
@@ -86,12 +96,12 @@ def _check_sizes(params: Mapping[str, str], max_bytes: int) -> None:
 
 
 async def create_rtb(request: Request) -> Response:
-    """POST /rtbs.json: ping for a buyer and reserve it."""
+    """POST (or GET) /rtbs.json: ping for a buyer and reserve it."""
     return await _serve(request, handle_ping, rtb_body)
 
 
 async def create_legacy(request: Request) -> Response:
-    """POST /call_reservations.json: the deprecated Call Reservation API."""
+    """POST (or GET) /call_reservations.json: the deprecated Call Reservation API."""
 
     async def ping(runtime: Runtime, params: Mapping[str, str]) -> PingAnswer:
         return await handle_ping(runtime, params, api="legacy")

@@ -1,11 +1,12 @@
-"""Carrier webhooks: Twilio's voice dialect (form posts, `X-Twilio-Signature`, TwiML answers).
+"""Carrier webhooks: Twilio's voice dialect (forms or queries, `X-Twilio-Signature`, TwiML).
 
-Point a Twilio number's voice webhook at `POST /twilio/voice` and its status callback at
-`POST /twilio/status`; the TwiML answers name `/twilio/dial` (a dial's outcome) and
-`/twilio/leg` (the dialled leg answered) themselves, with `?line=<tracking number>` so that
-every callback finds its company before its signature is checked. Every request must be
-signed with the auth token of the company owning the dialled number (403 otherwise, and
-nothing changes); behind a proxy, set `CALLBID_PUBLIC_URL` to the URL Twilio calls.
+Point a Twilio number's voice webhook at `/twilio/voice` and its status callback at
+`/twilio/status`, as POST (a form) or GET (the query string, signed as part of the URL); the
+TwiML answers name `/twilio/dial` (a dial's outcome) and `/twilio/leg` (the dialled leg
+answered) themselves, with `?line=<tracking number>` so that every callback finds its company
+before its signature is checked. Every request must be signed with the auth token of the
+company owning the dialled number (403 otherwise, whatever is missing, and nothing changes);
+behind a proxy, set `CALLBID_PUBLIC_URL` to the URL Twilio calls.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import cast
 from urllib.parse import quote
 
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -40,6 +40,7 @@ from callbid.service.calls import CallAnswer, call_ended, leg_answered, leg_fail
 from callbid.service.configs import LineConfig
 
 SIGNATURE = "X-Twilio-Signature"
+FORBIDDEN = "invalid or missing X-Twilio-Signature"
 #: A dial that ended without talking: the next leg is tried.
 NOT_ANSWERED = frozenset(
     {CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED, CallStatus.CANCELED}
@@ -47,16 +48,25 @@ NOT_ANSWERED = frozenset(
 ENDED = NOT_ANSWERED | {CallStatus.COMPLETED}
 MAX_FORM_FIELDS = 200
 
-Handler = Callable[[Request, Runtime, LineConfig, FormData], Awaitable[Response]]
+Handler = Callable[[Request, Runtime, LineConfig, dict[str, str]], Awaitable[Response]]
 
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/twilio/voice", _webhook(voice, "To"), methods=["POST"]),
-        Route("/twilio/dial", _webhook(dial_outcome, None), methods=["POST"]),
-        Route("/twilio/leg", _webhook(leg_status, None), methods=["POST"]),
-        Route("/twilio/status", _webhook(call_status, "To"), methods=["POST"]),
+        _route("/twilio/voice", voice, "To"),
+        _route("/twilio/dial", dial_outcome, None),
+        _route("/twilio/leg", leg_status, None),
+        _route("/twilio/status", call_status, "To"),
     ]
+
+
+def _route(path: str, handler: Handler, number_field: str | None) -> Route:
+    """A webhook served alike as POST (a form) and GET (a query), as the console sets it."""
+    route = Route(path, _webhook(handler, number_field), methods=["GET", "POST"])
+    assert route.methods is not None
+    # Starlette answers HEAD for every GET route; a webhook acts, so HEAD is a 405.
+    route.methods.discard("HEAD")
+    return route
 
 
 def twiml(body: str, status: int = 200) -> Response:
@@ -86,32 +96,22 @@ def base_url(request: Request, runtime: Runtime) -> str:
 def _webhook(
     handler: Handler, number_field: str | None
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Read the form, find the dialled line (from `number_field`, else `?line=`), check the
-    signature against its company's token, then run `handler`; errors as plain text."""
+    """Read the fields (the form of a POST, the query of a GET), find the dialled line (from
+    `number_field`, else `?line=`), check the signature against its company's token, then run
+    `handler`. A request not validly signed is a 403, whatever it lacks, and changes nothing;
+    only a signed one may hear what is wrong with its content (400, plain text)."""
 
     async def endpoint(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
         try:
-            form = await request.form(max_fields=MAX_FORM_FIELDS)
-            raw = request.query_params.get("line")
-            if raw is None and number_field is not None:
-                raw = form.get(number_field)  # type: ignore[assignment]
-            try:
-                number = dialled_of(raw if isinstance(raw, str) else None)
-            except ValueError as exc:
-                return Response(f"unknown line: {exc}", status_code=400)
-            line = await runtime.configs.line(number)
+            read = await _read_fields(request)
+            if read is None:
+                return Response(FORBIDDEN, status_code=403)
+            fields, signed = read
+            line = await _signed_line(request, runtime, number_field, fields, signed)
             if line is None:
-                return Response("no campaign has this number", status_code=404)
-            signature = request.headers.get(SIGNATURE)
-            token = line.carrier_token
-            # Starlette's multi-dict, so that every value of a repeated field is signed.
-            signed = cast("Mapping[str, str]", form)
-            if token is None or not is_signed(
-                token, signed_url(request, runtime), signed, signature
-            ):
-                return Response("invalid or missing X-Twilio-Signature", status_code=403)
-            return await handler(request, runtime, line, form)
+                return Response(FORBIDDEN, status_code=403)
+            return await handler(request, runtime, line, fields)
         except ValueError as exc:
             return Response(str(exc), status_code=400)
         except CallbidError as exc:
@@ -123,6 +123,47 @@ def _webhook(
             return outage
 
     return endpoint
+
+
+async def _read_fields(request: Request) -> tuple[dict[str, str], Mapping[str, str]] | None:
+    """The webhook's fields and what Twilio signed besides the URL: a POST's form (Starlette's
+    multi-dict, so that every value of a repeated field is signed), nothing for a GET, whose
+    fields are in the signed URL's query. None when the form cannot be read."""
+    if request.method == "GET":
+        return {k: v for k, v in request.query_params.items()}, {}
+    try:
+        form = await request.form(max_fields=MAX_FORM_FIELDS)
+    except Exception:
+        return None
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    return fields, cast("Mapping[str, str]", form)
+
+
+async def _signed_line(
+    request: Request,
+    runtime: Runtime,
+    number_field: str | None,
+    fields: Mapping[str, str],
+    signed: Mapping[str, str],
+) -> LineConfig | None:
+    """The dialled line when the request is signed with its company's carrier token; None
+    when anything is missing or wrong (the signature, the line, the company's token)."""
+    signature = request.headers.get(SIGNATURE)
+    if not signature:
+        return None
+    raw = request.query_params.get("line")
+    if raw is None and number_field is not None:
+        raw = fields.get(number_field)
+    try:
+        number = dialled_of(raw)
+    except ValueError:
+        return None
+    line = await runtime.configs.line(number)
+    if line is None or line.carrier_token is None:
+        return None
+    if not is_signed(line.carrier_token, signed_url(request, runtime), signed, signature):
+        return None
+    return line
 
 
 def route_twiml(
@@ -137,9 +178,10 @@ def route_twiml(
     )
 
 
-async def voice(request: Request, runtime: Runtime, line: LineConfig, form: FormData) -> Response:
+async def voice(
+    request: Request, runtime: Runtime, line: LineConfig, fields: dict[str, str]
+) -> Response:
     """An incoming call: TwiML dialling its reserved (or routed) target."""
-    fields = _fields(form)
     answer = await start_call(
         runtime, line, call_started(fields), dialect="twilio", tags=caller_tags(fields)
     )
@@ -147,11 +189,11 @@ async def voice(request: Request, runtime: Runtime, line: LineConfig, form: Form
 
 
 async def dial_outcome(
-    request: Request, runtime: Runtime, line: LineConfig, form: FormData
+    request: Request, runtime: Runtime, line: LineConfig, fields: dict[str, str]
 ) -> Response:
     """A `<Dial>` finished: it talked (the call ends and converts or not), or it did not
     answer (the next leg is dialled)."""
-    progress = call_progress(_fields(form))
+    progress = call_progress(fields)
     if progress.dial_status is CallStatus.COMPLETED:
         await call_ended(
             runtime, line, progress.call_sid, connected_seconds=progress.dial_duration_seconds
@@ -164,10 +206,9 @@ async def dial_outcome(
 
 
 async def leg_status(
-    request: Request, runtime: Runtime, line: LineConfig, form: FormData
+    request: Request, runtime: Runtime, line: LineConfig, fields: dict[str, str]
 ) -> Response:
     """The dialled leg's status callback: `in-progress` (answered) connects the call."""
-    fields = _fields(form)
     parent = fields.get("ParentCallSid") or None
     sid = call_sid_of({"CallSid": parent}) if parent else call_sid_of(fields)
     status = fields.get("CallStatus", "").strip().lower()
@@ -177,10 +218,10 @@ async def leg_status(
 
 
 async def call_status(
-    request: Request, runtime: Runtime, line: LineConfig, form: FormData
+    request: Request, runtime: Runtime, line: LineConfig, fields: dict[str, str]
 ) -> Response:
     """The call's status callback: an ended call ends (with its duration)."""
-    progress = call_progress(_fields(form))
+    progress = call_progress(fields)
     if progress.status in ENDED:
         await call_ended(
             runtime,
@@ -190,7 +231,3 @@ async def call_status(
             duration_seconds=progress.duration_seconds,
         )
     return empty()
-
-
-def _fields(form: FormData) -> dict[str, str]:
-    return {k: v for k, v in form.items() if isinstance(v, str)}
