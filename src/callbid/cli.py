@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -102,9 +101,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from callbid.adapters.storage.db import migrate
     from callbid.api.app import create_app
+    from callbid.logs import configure_logging
     from callbid.preflight import require_creatable_database, require_free_port
     from callbid.service.demo import seed_and_describe
 
+    configure_logging(settings)
     require_creatable_database(settings)
     require_free_port(settings.host, settings.port)
     migrate(settings.database_url)
@@ -115,6 +116,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
+        # callbid's own set-up (`configure_logging`) formats uvicorn's records too; every
+        # request is logged as an event by the publisher and carrier endpoints instead.
+        "log_config": None,
         "access_log": False,
         "loop": "uvloop",
         "http": "httptools",
@@ -130,7 +134,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     os.environ["CALLBID_SEED_DEMO"] = "false"
     from callbid.supervisor import Supervisor
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)-9s %(message)s")
     return Supervisor(settings.workers, options).run()
 
 

@@ -56,6 +56,10 @@ def run_worker(options: dict[str, Any], parent: int) -> None:
     SIGTERM should the supervisor die without stopping it (killed with SIGKILL, say)."""
     import uvicorn
 
+    from callbid.logs import configure_logging
+    from callbid.settings import Settings
+
+    configure_logging(Settings())
     _terminate_with_parent(parent)
     sock = reuseport_socket(options["host"], options["port"])
     sock.listen(BACKLOG)

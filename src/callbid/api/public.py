@@ -3,6 +3,7 @@ response models), answering Retreaver's shapes."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from callbid.api.params import read_params
 from callbid.api.render import legacy_body, rtb_body
 from callbid.domain.errors import CallbidError, InvalidInput
 from callbid.runtime import Runtime
+from callbid.service.events import log_publisher_request
 from callbid.service.ping import (
     PingAnswer,
     confirm_reservation,
@@ -66,11 +68,17 @@ def _json(body: dict[str, Any]) -> Response:
 
 async def _serve(
     request: Request,
+    event: str,
     action: Callable[[Runtime, Mapping[str, str]], Awaitable[PingAnswer]],
     shape: Callable[[PingAnswer], dict[str, Any]],
+    uuid: str | None = None,
 ) -> Response:
+    """Read the parameters, run `action`, answer in `shape`; every request, answered or
+    refused, is logged as `event`."""
     runtime: Runtime = request.app.state.runtime
     settings = runtime.settings
+    started = time.perf_counter()
+    params: Mapping[str, str] = {}
     try:
         params = await read_params(
             request, max_body=settings.max_body_bytes, max_fields=settings.max_tags + 10
@@ -78,13 +86,42 @@ async def _serve(
         _check_sizes(params, settings.max_tag_bytes)
         answer = await action(runtime, params)
     except CallbidError as exc:
-        return error_response(exc)
+        refused = error_response(exc)
+        _log(runtime, event, params, None, refused.status_code, started, exc.info, uuid)
+        return refused
     except Exception as exc:
         outage = outage_response(exc)
         if outage is None:
             raise
+        _log(runtime, event, params, None, outage.status_code, started, "outage", uuid)
         return outage
+    _log(runtime, event, params, answer, 200, started)
     return _json(shape(answer))
+
+
+def _log(
+    runtime: Runtime,
+    event: str,
+    params: Mapping[str, str],
+    answer: PingAnswer | None,
+    status: int,
+    started: float,
+    error: str | None = None,
+    uuid: str | None = None,
+) -> None:
+    key = params.get("key", "").strip()
+    config = runtime.configs.cached(key) if key else None
+    latency_ms = (time.perf_counter() - started) * 1000
+    log_publisher_request(
+        event,
+        params,
+        config,
+        answer,
+        http_status=status,
+        latency_ms=latency_ms,
+        error=error,
+        uuid=uuid,
+    )
 
 
 def _check_sizes(params: Mapping[str, str], max_bytes: int) -> None:
@@ -97,7 +134,7 @@ def _check_sizes(params: Mapping[str, str], max_bytes: int) -> None:
 
 async def create_rtb(request: Request) -> Response:
     """POST (or GET) /rtbs.json: ping for a buyer and reserve it."""
-    return await _serve(request, handle_ping, rtb_body)
+    return await _serve(request, "ping", handle_ping, rtb_body)
 
 
 async def create_legacy(request: Request) -> Response:
@@ -106,7 +143,7 @@ async def create_legacy(request: Request) -> Response:
     async def ping(runtime: Runtime, params: Mapping[str, str]) -> PingAnswer:
         return await handle_ping(runtime, params, api="legacy")
 
-    return await _serve(request, ping, legacy_body)
+    return await _serve(request, "ping.legacy", ping, legacy_body)
 
 
 async def rtb_resource(request: Request) -> Response:
@@ -114,15 +151,15 @@ async def rtb_resource(request: Request) -> Response:
     uuid = str(request.path_params["uuid"]).lower()
     if len(uuid) != UUID_LENGTH:
         return error_response(InvalidInput("FAILED malformed reservation uuid"))
-    handler = {
-        "GET": read_reservation,
-        "HEAD": read_reservation,
-        "PUT": confirm_reservation,
-        "PATCH": confirm_reservation,
-        "DELETE": wipe_reservation,
+    event, handler = {
+        "GET": ("read", read_reservation),
+        "HEAD": ("read", read_reservation),
+        "PUT": ("confirm", confirm_reservation),
+        "PATCH": ("confirm", confirm_reservation),
+        "DELETE": ("release", wipe_reservation),
     }[request.method]
 
     async def act(runtime: Runtime, params: Mapping[str, str]) -> PingAnswer:
         return await handler(runtime, params, uuid)
 
-    return await _serve(request, act, rtb_body)
+    return await _serve(request, event, act, rtb_body, uuid)

@@ -49,6 +49,7 @@ from callbid.hotstate.protocol import HotState
 from callbid.ids import new_id
 from callbid.runtime import Runtime
 from callbid.service.configs import LineConfig
+from callbid.service.events import log_call_event
 from callbid.service.intake import derive_tags
 from callbid.service.pixels import pixel_ops, pixel_tokens
 
@@ -210,6 +211,7 @@ async def start_call(
             ops.append(runtime.call_writes.claimed(row["reservation_uuid"], now))
         ops += _pixels(campaign, PixelEvent.CALL_STARTED, row, now)
         await runtime.writer.write(*ops)
+        log_call_event("call.started", row)
         return _answer(row)
 
 
@@ -228,6 +230,7 @@ async def leg_failed(runtime: Runtime, line: LineConfig, call_sid: str, status: 
             )
         await _dial_from(runtime, line.campaign, row, remaining, now)
         await runtime.writer.write(runtime.call_writes.updated(row))
+        log_call_event("call.leg_failed", row, leg_status=status)
         return _answer(row)
 
 
@@ -266,6 +269,7 @@ async def leg_answered(
         ops.append(runtime.call_writes.updated(row))
         ops += _pixels(campaign, PixelEvent.ANSWERED, row, now)
         await runtime.writer.write(*ops)
+        log_call_event("call.connected", row)
         return _answer(row, legs=False)
 
 
@@ -369,6 +373,7 @@ async def _finish(
     if conversion.converted:
         ops += _pixels(campaign, PixelEvent.CONVERTED, row, now)
     await runtime.writer.write(*ops)
+    log_call_event("call.ended", row, note=note)
 
 
 async def _dial_from(

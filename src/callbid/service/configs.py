@@ -75,6 +75,10 @@ class ConfigCache:
             del self._loading[key]
         return config
 
+    def cached(self, key: str) -> KeyConfig | None:
+        """The key's configuration when it is loaded already (no I/O), else None."""
+        return self._keys.get(key)
+
     async def _load(self, key: str) -> KeyConfig | None:
         generation = self._generation
         async with self._sessions() as session:

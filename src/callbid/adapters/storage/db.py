@@ -27,7 +27,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
     a committed transaction survives a killed process."""
     if settings.is_sqlite:
         engine = create_async_engine(
-            settings.database_url, connect_args={"timeout": 30}, pool_size=4, max_overflow=4
+            settings.database_url,
+            connect_args={"timeout": 30},
+            pool_size=4,
+            max_overflow=4,
+            hide_parameters=True,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -36,6 +40,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=10,
         max_overflow=10,
         pool_pre_ping=True,
+        # An error's message must not carry bound values (caller numbers, token hashes).
+        hide_parameters=True,
         pool_timeout=settings.database_timeout_seconds,
         connect_args={"timeout": settings.database_timeout_seconds},
         json_serializer=_json_text,
