@@ -88,8 +88,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     (stderr) in `settings.log_format` at `settings.log_level`, through a queue and one
     writer thread. Calling it again replaces the previous set-up."""
     global _listener
-    if _listener is not None:
-        _listener.stop()
+    stop_logging()
     formatter = JsonFormatter() if settings.log_format == "json" else TextFormatter()
     sink = logging.StreamHandler(stream or sys.stderr)
     sink.setFormatter(formatter)
@@ -107,7 +106,19 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     # Alembic's "Context impl …" lines at every start are noise below warnings.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
     _listener.start()
-    atexit.register(_listener.stop)
+    atexit.register(stop_logging)
+
+
+def stop_logging() -> None:
+    """Write out what is queued and detach `configure_logging`'s handler (tests, exit)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _Enqueue):
+            root.removeHandler(handler)
 
 
 def _timestamp(record: logging.LogRecord) -> str:

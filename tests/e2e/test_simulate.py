@@ -26,6 +26,14 @@ class Served:
     url: str
     env: dict[str, str]
     workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> str:
+        """Stop the server (as SIGTERM does in production) and return its whole log."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+        return (self.workdir / "server.log").read_text()
 
 
 def free_port() -> int:
@@ -57,7 +65,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "server did not become healthy"
             time.sleep(0.1)
-        yield Served(url, env, tmp_path)
+        yield Served(url, env, tmp_path, process)
     finally:
         process.terminate()
         try:
