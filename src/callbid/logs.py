@@ -96,7 +96,7 @@ class _Writer(threading.Thread):
     """Formats queued records and writes them out, every record waiting at once in one write
     (one system call, one hand-over of the interpreter lock, however many records)."""
 
-    def __init__(self, stream: TextIO, formatter: logging.Formatter) -> None:
+    def __init__(self, stream: TextIO | None, formatter: logging.Formatter) -> None:
         super().__init__(name="callbid-log-writer", daemon=True)
         self.records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
         self.stream = stream
@@ -111,8 +111,10 @@ class _Writer(threading.Thread):
             running = None not in batch
             lines = [self._line(record) for record in batch if record is not None]
             if lines:
-                self.stream.write("\n".join(lines) + "\n")
-                self.stream.flush()
+                # Looked up at each write: whoever replaced sys.stderr since gets the lines.
+                stream = self.stream or sys.stderr
+                stream.write("\n".join(lines) + "\n")
+                stream.flush()
             if running:
                 # Under load, waking for every record would cost the event loop a thread
                 # switch per request; a short pause lets the next records gather.
@@ -141,7 +143,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     formatter = JsonFormatter() if settings.log_format == "json" else TextFormatter()
-    _writer = _Writer(stream or sys.stderr, formatter)
+    _writer = _Writer(stream, formatter)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -150,6 +152,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
+        logger.setLevel(logging.NOTSET)
         logger.propagate = True
     # Alembic's "Context impl …" lines at every start are noise below warnings.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from callbid.adapters.storage.db import migrate
 from callbid.cli import main
+from callbid.logs import stop_logging
 from callbid.service.demo import seed_and_describe
 from callbid.settings import Settings
 
@@ -21,10 +24,16 @@ README = Path(__file__).parents[2] / "README.md"
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     for name in [n for n in os.environ if n.startswith("CALLBID_")]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    stop_logging()  # `serve` configured this process's logging before it refused
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def one_line(capsys: pytest.CaptureFixture[str]) -> str:
