@@ -240,6 +240,8 @@ class Reservation(Base):
     __table_args__ = (
         Index("ix_reservations_live", "status", "expires_at"),
         Index("ix_reservations_created", "created_at"),
+        # The console's RTB log: newest first per company, paged by (created_at, uuid).
+        Index("ix_reservations_company_created", "company_id", "created_at", "uuid"),
         Index(
             "ix_reservations_inbound",
             "campaign_id",
@@ -308,6 +310,7 @@ class Call(Base):
         UniqueConstraint("company_id", "call_sid"),
         Index("ix_calls_hold_until", "hold_until"),
         Index("ix_calls_campaign_started", "campaign_id", "started_at"),
+        Index("ix_calls_company_started", "company_id", "started_at", "uuid"),
         Index("ix_calls_caller", "campaign_id", "caller_number", "converted_at"),
     )
     uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -430,6 +433,43 @@ class WebhookAttempt(Base):
     http_status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     latency_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class User(Base):
+    """A person who signs in to the console for one company; `role` is `admin` or `viewer`."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    #: Stored lower-cased; unique across companies, so that a sign-in names one user.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(10), default="admin")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column()
+
+
+class ConsoleSession(Base):
+    """A signed-in browser: the cookie carries the session id, signed; only its hash is kept."""
+
+    __tablename__ = "console_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LoginFailure(Base):
+    """Wrong passwords in a row for one email or one client address, to slow guessing down."""
+
+    __tablename__ = "login_failures"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[datetime] = mapped_column()
 
 
 class Meta(Base):
