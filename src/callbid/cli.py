@@ -1,4 +1,4 @@
-"""The `callbid` command: serve, demo, company management, purge, simulate."""
+"""The `callbid` command: serve, demo, company and user management, purge, simulate."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "demo": _demo,
         "company": _company,
+        "user": _user,
         "purge": _purge,
         "simulate": _simulate,
     }[args.command]
@@ -77,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="one JSON line")
     company = sub.add_parser("company", help="create a company and print its admin token")
     company.add_argument("name")
+    user = sub.add_parser("user", help="manage console users").add_subparsers(
+        dest="action", required=True
+    )
+    add = user.add_parser("add", help="add a console user; prompts for or generates a password")
+    add.add_argument("--company", type=int, required=True, help="the company's id")
+    add.add_argument("--email", required=True)
+    add.add_argument("--role", choices=("admin", "viewer"), default="admin")
     sub.add_parser("purge", help="delete RTB records older than the retention period")
     from callbid.simulate.command import add_arguments
 
@@ -170,6 +178,7 @@ def _banner(url: str, demo: bool) -> str:
             "demo campaign ready: `callbid demo` prints its ping and the owner look-up "
             "(`callbid demo --json` its RTB key and admin token)"
         )
+        lines.append(f"owner console: {url}/console (`callbid demo` prints its sign-in)")
     return "\n".join(lines)
 
 
@@ -180,6 +189,7 @@ def _curl(url: str, demo: dict[str, str]) -> str:
         f"&publisher_id={demo['publisher_id']}&caller_number=%2B12125550123&caller_zip=10001'\n"
         f"owner look-up: curl -s -H 'Authorization: Bearer {demo['admin_token']}' "
         f"{url}/call_reservations/<uuid>\n"
+        f"owner console: {url}/console  email: {demo['email']}  password: {demo['password']}\n"
         f"admin API docs: {url}/docs"
     )
 
@@ -196,7 +206,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         print("callbid: this database holds no demo company", file=sys.stderr)
         return 1
     url = _recorded_url(settings)
-    described = {"rtb_url": f"{url}/rtbs.json", **demo}
+    described = {"rtb_url": f"{url}/rtbs.json", "console_url": f"{url}/console", **demo}
     print(json.dumps(described) if args.json else _curl(url, demo))
     return 0
 
@@ -211,6 +221,47 @@ def _company(settings: Settings, args: argparse.Namespace) -> int:
     company_id, token = asyncio.run(create_company_once(settings, args.name))
     print(json.dumps({"company_id": company_id, "admin_token": token}))
     return 0
+
+
+def _user(settings: Settings, args: argparse.Namespace) -> int:
+    """`user add`: prints the new user as JSON, with the password when it was generated."""
+    from callbid.adapters.storage.db import migrate
+    from callbid.domain.errors import CallbidError
+    from callbid.preflight import require_existing_database
+    from callbid.service.users import add_user_once, new_password
+
+    require_existing_database(settings)
+    migrate(settings.database_url)
+    typed = _typed_password() if sys.stdin.isatty() else None
+    password = typed or new_password()
+    try:
+        user = asyncio.run(add_user_once(settings, args.company, args.email, password, args.role))
+    except CallbidError as exc:
+        print(f"callbid: {exc.info}", file=sys.stderr)
+        return 2
+    shown: dict[str, Any] = {
+        "user_id": user.id,
+        "company_id": user.company_id,
+        "email": user.email,
+        "role": user.role,
+    }
+    if typed is None:
+        shown["password"] = password
+    print(json.dumps(shown))
+    return 0
+
+
+def _typed_password() -> str | None:
+    """A password typed twice at the terminal; None (generate one) when left empty."""
+    import getpass
+
+    while True:
+        first = getpass.getpass("password (empty: generate one): ")
+        if not first:
+            return None
+        if getpass.getpass("again: ") == first:
+            return first
+        print("the two passwords differ; try again", file=sys.stderr)
 
 
 def _purge(settings: Settings, _args: argparse.Namespace) -> int:

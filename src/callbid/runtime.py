@@ -46,6 +46,8 @@ class Runtime:
     token_cache: dict[str, tuple[int, float]] = field(default_factory=dict)
     call_writes: CallWrites = field(default_factory=lambda: CallWrites("sqlite"))
     call_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    #: Signs the console's session cookies (`service.users.console_secret`).
+    console_secret: str = ""
 
     async def invalidate(self, company_id: int) -> None:
         """Forget cached configuration of `company_id` after an admin change, here and, when

@@ -6,7 +6,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -72,6 +72,14 @@ class Settings(BaseSettings):
         description="the service's public base URL (https://calls.example.com) as the carrier "
         "calls it, for webhook signatures and TwiML callback URLs behind a proxy; by default "
         "the URL each request arrived on",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="the key that signs console session cookies; by default one is generated "
+        "and kept in the database, shared by every worker",
+    )
+    session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 90, description="how long a console sign-in lasts"
     )
     call_max_seconds: int = Field(
         default=4 * 3600,

@@ -39,6 +39,7 @@ from callbid.api.errors import (
 )
 from callbid.api.owner import owner_router
 from callbid.api.publisher_openapi import install_openapi
+from callbid.console import routes as console
 from callbid.domain.errors import CallbidError
 from callbid.hotstate.memory import MemoryHotState
 from callbid.hotstate.protocol import HotState
@@ -53,6 +54,7 @@ from callbid.service.maintenance import (
     restore_redis_state,
 )
 from callbid.service.pixels import pixel_dispatcher
+from callbid.service.users import console_secret
 from callbid.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,7 @@ def create_app(
     # First in line: every request is matched against the routes in order.
     app.router.routes[0:0] = public.routes() + telephony.routes()
     app.include_router(owner_router())
+    console.install(app)
     app.include_router(admin_router(), prefix="/api/v1")
     app.include_router(calls.router, prefix="/api/v1")
     app.router.routes.extend(docs.routes())
@@ -164,6 +167,7 @@ async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng:
     writer = GroupWriter(_executor(settings, engine), batch_max=settings.write_batch_max)
     writer.start()
     return Runtime(
+        console_secret=await console_secret(sessions, settings),
         settings=settings,
         engine=engine,
         sessions=sessions,

@@ -18,7 +18,7 @@ from callbid.runtime import Runtime
 TOKEN_CACHE_SECONDS = 5.0
 TOKEN_CACHE_MAX = 10_000
 
-_bearer = HTTPBearer(auto_error=False, description="the company's admin token")
+bearer = HTTPBearer(auto_error=False, description="the company's admin token")
 
 
 def new_token() -> str:
@@ -60,7 +60,7 @@ async def _resolve(runtime: Runtime, token: str) -> int:
 
 
 async def current_company(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> int:
     """FastAPI dependency: the authenticated company's id."""
     if credentials is None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
 from callbid.adapters.storage.calls import call_of_reservation
 from callbid.adapters.storage.reservations import get_reservation
-from callbid.api.auth import current_company, runtime_of
+from callbid.api.auth import bearer, current_company, runtime_of
 from callbid.api.calls import call_view
 from callbid.api.render import iso_ms
+from callbid.console import pages
+from callbid.console.auth import console_principal
 from callbid.domain.errors import NotFound
 from callbid.service.ping import effective_status
 
@@ -27,13 +30,20 @@ def owner_router() -> APIRouter:
 
 
 async def lookup_reservation(
-    uuid: str, request: Request, company_id: int = Depends(current_company)
-) -> dict[str, Any]:
+    uuid: str,
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+) -> Any:
     """The reservation, its tags, matched criteria, one decision log row per target, and the
     call that claimed it (or was meant for it), with its call flow.
 
-    Another company's reservation answers 404, exactly like a missing one.
+    JSON by default; a browser (`Accept` ranking `text/html` first) gets the console's look-up
+    page, signed in by its session cookie or the same bearer token, and is sent to sign in
+    without either. Another company's reservation answers 404, exactly like a missing one.
     """
+    if pages.prefers_html(request.headers.get("accept", "")) and not uuid.endswith(".json"):
+        return await pages.lookup_page(request, uuid, await console_principal(request))
+    company_id = await current_company(request, credentials)
     runtime = runtime_of(request)
     async with runtime.sessions() as session:
         row = await get_reservation(session, uuid.lower().removesuffix(".json"))

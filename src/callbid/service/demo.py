@@ -11,12 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callbid.adapters.storage import tables as t
 from callbid.api.auth import hash_token, new_token
+from callbid.service.users import Role, add_user, new_password
 from callbid.settings import Settings
 
 DEMO_META_KEY = "demo"
 #: Where `callbid serve` last listened (or `CALLBID_PUBLIC_URL`), for `callbid demo`.
 SERVED_URL_META_KEY = "served_url"
 DEMO_PUBLISHER = "demo-pub"
+DEMO_EMAIL = "owner@demo.example"
 WEEKDAYS = [0, 1, 2, 3, 4]
 EVERY_DAY = [0, 1, 2, 3, 4, 5, 6]
 
@@ -33,9 +35,25 @@ async def seed_demo_if_empty(
 
 
 async def demo_credentials(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any] | None:
-    async with sessions() as session:
+    """The demo's key, tokens and console sign-in; a demo seeded before the console had users
+    gets its console user now."""
+    async with sessions.begin() as session:
         row = await session.get(t.Meta, DEMO_META_KEY)
-    return json.loads(row.value) if row is not None else None
+        if row is None:
+            return None
+        credentials: dict[str, Any] = json.loads(row.value)
+        if "email" not in credentials:
+            campaign = await session.get(t.Campaign, credentials["campaign_id"])
+            if campaign is not None:
+                credentials.update(await _demo_user(session, campaign.company_id))
+                row.value = json.dumps(credentials)
+    return credentials
+
+
+async def _demo_user(session: AsyncSession, company_id: int) -> dict[str, str]:
+    password = new_password()
+    await add_user(session, company_id, DEMO_EMAIL, password, Role.ADMIN)
+    return {"email": DEMO_EMAIL, "password": password}
 
 
 async def _seed(session: AsyncSession) -> None:
@@ -125,6 +143,7 @@ async def _seed(session: AsyncSession) -> None:
         "admin_token": token,
         "campaign_id": campaign.id,
         "carrier_auth_token": carrier_token,
+        **await _demo_user(session, cid),
     }
     session.add(t.Meta(key=DEMO_META_KEY, value=json.dumps(credentials)))
 

@@ -26,6 +26,7 @@ from callbid.hotstate.redis import RedisHotState
 from callbid.runtime import Runtime
 from callbid.service.calls import close_overdue, restore_calls
 from callbid.service.pixels import expire_with_pixels
+from callbid.service.users import purge_sessions
 from callbid.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -113,11 +114,12 @@ async def restore_redis_state(
 
 
 async def purge_once(runtime: Runtime) -> int:
-    """Delete RTB records and settled pixel deliveries older than the retention period;
-    returns reservations deleted."""
+    """Delete RTB records and settled pixel deliveries older than the retention period, and
+    expired console sessions; returns reservations deleted."""
     now = runtime.clock()
     older_than = now - timedelta(hours=runtime.settings.retention_hours)
     async with runtime.sessions.begin() as session:
+        await purge_sessions(session, now)
         await purge_deliveries(await session.connection(), older_than=older_than)
         return await purge(session, older_than=older_than, now=now)
 

@@ -1,0 +1,63 @@
+"""The console's routes, its packaged assets and its error pages, installed on the app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from starlette.responses import RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from callbid.api.errors import handle_callbid_error
+from callbid.console import auth, logs, pages, reports
+from callbid.domain.errors import CallbidError
+
+ASSETS = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    """Add the console's pages under `/console`, its assets under `/console/static`, the
+    sign-in redirect, and HTML error pages for browsers (JSON stays for API clients)."""
+    app.include_router(_router())
+    app.mount("/console/static", StaticFiles(directory=ASSETS), name="console-assets")
+    app.add_exception_handler(auth.SignInRequired, _sign_in_required)
+    app.add_exception_handler(CallbidError, _callbid_error)
+
+
+def _router() -> APIRouter:
+    router = APIRouter(prefix="/console", include_in_schema=False)
+    router.add_api_route("", _home, methods=["GET"])
+    router.add_api_route("/login", auth.sign_in_page, methods=["GET"])
+    router.add_api_route("/login", auth.sign_in_submit, methods=["POST"])
+    router.add_api_route("/logout", auth.sign_out, methods=["POST"])
+    router.add_api_route("/rtb", logs.rtb_log, methods=["GET"])
+    router.add_api_route("/rtb/rows", logs.rtb_rows, methods=["GET"])
+    router.add_api_route("/calls", logs.calls_log, methods=["GET"])
+    router.add_api_route("/calls/rows", logs.call_rows, methods=["GET"])
+    router.add_api_route("/calls/{uuid}", pages.call_page, methods=["GET"])
+    router.add_api_route("/reservations/{uuid}/replay", pages.replay_page, methods=["POST"])
+    router.add_api_route("/reports", reports.reports_page, methods=["GET"])
+    router.add_api_route("/reports.csv", reports.reports_csv, methods=["GET"])
+    return router
+
+
+async def _home() -> Response:
+    return RedirectResponse(auth.HOME, status_code=303)
+
+
+async def _sign_in_required(request: Request, exc: Exception) -> Response:
+    return auth.redirect_to_sign_in(request, exc)
+
+
+async def _callbid_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CallbidError)
+    path = request.url.path
+    if path.startswith("/console") or (
+        path.startswith("/call_reservations/")
+        and pages.prefers_html(request.headers.get("accept", ""))
+    ):
+        response = auth.error_page(request, exc, exc.status)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+        return response
+    return await handle_callbid_error(request, exc)
