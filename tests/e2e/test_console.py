@@ -189,6 +189,7 @@ async def test_wrong_passwords_slow_down_and_are_logged_without_the_password(
     throttled = await sign_in(svc.client, demo["email"], demo["password"])
     assert throttled.status_code == 429
     assert "try again in" in throttled.text
+    assert throttled.headers["retry-after"] == "1"
     svc.clock.advance(1.5)
     assert (await sign_in(svc.client, demo["email"], demo["password"])).status_code == 303
     failures = [r for r in caplog.records if r.getMessage() == "console.sign_in_failed"]

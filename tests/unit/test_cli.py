@@ -164,3 +164,34 @@ def test_simulate_refuses_another_companys_key_without_its_carrier_token(
     # With its carrier token the run is made (and fails here only on the unreachable URL).
     assert main([*args, "--key", "k", "--admin-token", "a", "--carrier-token", "c"]) == 2
     assert "cannot reach http://127.0.0.1:9" in one_line(capsys)
+
+
+def test_demo_json_gives_the_console_sign_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = demo_database(tmp_path, serving_at="http://127.0.0.1:9137")
+    assert main(["--database-url", settings.database_url, "demo", "--json"]) == 0
+    demo = json.loads(capsys.readouterr().out)
+    assert demo["console_url"] == "http://127.0.0.1:9137/console"
+    assert demo["email"] == "owner@demo.example" and len(demo["password"]) >= 12
+    assert main(["--database-url", settings.database_url, "demo"]) == 0
+    assert f"password: {demo['password']}" in capsys.readouterr().out
+
+
+def test_user_add_generates_a_password_and_refuses_a_taken_email(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = demo_database(tmp_path)
+    args = ["--database-url", settings.database_url, "user", "add", "--company", "1"]
+    assert main([*args, "--email", "Viewer@Demo.example", "--role", "viewer"]) == 0
+    added = json.loads(capsys.readouterr().out)
+    assert added["email"] == "viewer@demo.example" and added["role"] == "viewer"
+    assert len(added["password"]) >= 12
+
+    assert main([*args, "--email", "viewer@demo.example"]) == 2
+    assert one_line(capsys) == "callbid: email: viewer@demo.example is already a user"
+    assert main([*args, "--email", "not-an-email"]) == 2
+    assert "is not an email address" in one_line(capsys)
+    other = ["--database-url", settings.database_url, "user", "add", "--company", "99"]
+    assert main([*other, "--email", "x@demo.example"]) == 2
+    assert one_line(capsys) == "callbid: company 99 not found"

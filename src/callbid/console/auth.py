@@ -3,6 +3,7 @@ the sign-in and sign-out pages; CSRF checks of every form."""
 
 from __future__ import annotations
 
+import math
 import secrets
 from urllib.parse import quote
 
@@ -153,7 +154,7 @@ async def sign_in_submit(request: Request) -> Response:
         user = await sign_in(runtime.sessions, email, password, client=client, now=runtime.clock())
     except (Unauthorized, RateLimited) as refused:
         status = 429 if isinstance(refused, RateLimited) else 401
-        return _sign_in_form(
+        page = _sign_in_form(
             request,
             runtime,
             next_url=next_url,
@@ -161,6 +162,9 @@ async def sign_in_submit(request: Request) -> Response:
             error=refused.info,
             status_code=status,
         )
+        if refused.retry_after is not None:
+            page.headers["Retry-After"] = str(math.ceil(refused.retry_after))
+        return page
     hours = runtime.settings.session_hours
     session_id = await open_session(runtime.sessions, user, now=runtime.clock(), hours=hours)
     response = RedirectResponse(next_url, status_code=303)
