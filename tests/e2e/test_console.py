@@ -251,3 +251,56 @@ async def test_reports_draw_charts_and_download_csv(demo_service: Service) -> No
     assert list(csv.DictReader(io.StringIO(total.text)))[0]["pings"] == "3"
     bad = await svc.client.get("/console/reports", params={"from": "soon"})
     assert bad.status_code == 400 and "from: expected a date" in bad.text
+
+
+async def test_the_calls_log_lists_calls_and_their_flow(demo_service: Service) -> None:
+    svc = demo_service
+    demo = await svc.demo()
+    reserved = await demo_ping(svc, demo)
+    admin = {"Authorization": f"Bearer {demo['admin_token']}"}
+    started = await svc.client.post(
+        "/api/v1/calls",
+        json={"call_id": "c-1", "from": CALLER, "to": reserved["inbound_number"]},
+        headers=admin,
+    )
+    assert started.status_code == 200, started.text
+    call_uuid = started.json()["call_uuid"]
+    await sign_in(svc.client, demo["email"], demo["password"])
+
+    log = await svc.client.get("/console/calls")
+    assert re.findall(r'<tr data-cursor="[^"]*~([0-9a-f-]{36})"', log.text) == [call_uuid]
+    newest = re.search(r'data-newest="([^"]+)"', log.text)
+    assert newest is not None
+    svc.clock.advance(1)
+    second = await svc.client.post(
+        "/api/v1/calls",
+        json={"call_id": "c-2", "from": "+13125550111", "to": "+18885550101"},
+        headers=admin,
+    )
+    live = await svc.client.get("/console/calls/rows", params={"after": newest.group(1)})
+    assert re.findall(r'~([0-9a-f-]{36})"', live.text) == [second.json()["call_uuid"]]
+    routing = await svc.client.get("/console/calls", params={"status": "converted"})
+    assert "<tr data-cursor" not in routing.text
+
+    page = await svc.client.get(f"/console/calls/{call_uuid}")
+    assert page.status_code == 200
+    assert reserved["uuid"] in page.text and "call started" in page.text
+    lookup = await svc.client.get(f"/call_reservations/{reserved['uuid']}", headers=HTML)
+    assert f'href="/console/calls/{call_uuid}"' in lookup.text
+    assert (await svc.client.get("/console/calls/not-a-call")).status_code == 404
+
+
+async def test_the_session_cookie_is_secure_behind_an_https_public_url(make_service: Any) -> None:
+    async with make_service(seed_demo=True, public_url="https://calls.example.com") as svc:
+        demo = await svc.demo()
+        form = await svc.client.get("/console/login")
+        assert "Secure" in form.headers["set-cookie"]
+        token = csrf_of(form.text)
+        signed = await svc.client.post(
+            "/console/login",
+            data={"email": demo["email"], "password": demo["password"], "csrf_token": token},
+            headers={"Cookie": f"callbid_sign_in={token}"},  # plain-HTTP test client
+        )
+        assert signed.status_code == 303
+        assert "callbid_session=" in signed.headers["set-cookie"]
+        assert "Secure" in signed.headers["set-cookie"]
