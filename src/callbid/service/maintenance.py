@@ -14,11 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callbid.adapters.outage import is_outage
 from callbid.adapters.storage.db import create_engine, session_factory
 from callbid.adapters.storage.deliveries import purge_deliveries
-from callbid.adapters.storage.reservations import (
-    live_reservations,
-    purge,
-    recent_callers,
-)
+from callbid.adapters.storage.reservations import live_reservations, recent_callers
+from callbid.adapters.storage.rollups import purge_with_rollups
 from callbid.adapters.storage.tables import Reservation
 from callbid.domain.reserve import LiveReservation, namespace
 from callbid.hotstate.memory import MemoryHotState
@@ -114,14 +111,15 @@ async def restore_redis_state(
 
 
 async def purge_once(runtime: Runtime) -> int:
-    """Delete RTB records and settled pixel deliveries older than the retention period, and
-    expired console sessions; returns reservations deleted."""
+    """Delete RTB records and settled pixel deliveries older than the retention period, the
+    reservations' counts kept in the report rollups, and expired console sessions; returns
+    reservations deleted."""
     now = runtime.clock()
     older_than = now - timedelta(hours=runtime.settings.retention_hours)
     async with runtime.sessions.begin() as session:
         await purge_sessions(session, now)
         await purge_deliveries(await session.connection(), older_than=older_than)
-        return await purge(session, older_than=older_than, now=now)
+        return await purge_with_rollups(session, older_than=older_than, now=now)
 
 
 async def sweep_once(runtime: Runtime) -> None:
@@ -190,6 +188,6 @@ async def purge_database(settings: Settings) -> int:
         older_than = now - timedelta(hours=settings.retention_hours)
         async with sessions.begin() as session:
             await purge_deliveries(await session.connection(), older_than=older_than)
-            return await purge(session, older_than=older_than, now=now)
+            return await purge_with_rollups(session, older_than=older_than, now=now)
     finally:
         await engine.dispose()

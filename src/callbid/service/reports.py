@@ -1,10 +1,12 @@
 """Reports: what a company's reservations and calls came to over a period, in total and, when
-asked, by day, publisher or target.
+asked, by day, campaign, publisher or target.
 
 A reservation counts in the period it was created in, a call in the period it started in (both
 UTC, `[since, until)`). Counts are read from the stored rows at `now`: a live reservation whose
 TTL has passed counts as expired although the sweeper has not marked it yet, so a report does
-not depend on when the sweeper last ran.
+not depend on when the sweeper last ran. Reservations already rolled up (see
+`adapters.storage.rollups`: settled hours, and every row the purge deleted) are read from the
+hourly rollups instead and count in the period their creation hour starts in.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callbid.adapters.storage.reservations import LIVE
-from callbid.adapters.storage.tables import Call, Reservation
+from callbid.adapters.storage.rollups import COUNTS, NO_TARGET, reservation_counts, watermark
+from callbid.adapters.storage.tables import Call, ReportRollup, Reservation
 
 #: Money is summed over floats and reported in cents.
 CENTS = 2
@@ -29,6 +31,7 @@ class GroupBy(StrEnum):
     """How a report breaks its totals down."""
 
     DAY = "day"
+    CAMPAIGN = "campaign"
     PUBLISHER = "publisher"
     TARGET = "target"
 
@@ -95,12 +98,17 @@ async def summarize(
     group_by: GroupBy | None = None,
 ) -> Report:
     """The company's report over `[since, until)` (aware datetimes), only `campaign_id`'s when
-    given, broken down by `group_by` when given. Two aggregate queries; never raises for an
-    empty period (all zeros)."""
+    given, broken down by `group_by` when given. Three aggregate queries (rollups, the rows
+    not rolled up, calls); never raises for an empty period (all zeros)."""
     dialect = session.get_bind().dialect.name
     period = (since, until)
-    rows = await _reservation_rows(
-        session, company_id, period, now, campaign_id, _group_column(group_by, Reservation, dialect)
+    rows = await _rollup_rows(
+        session, company_id, period, campaign_id, _group_column(group_by, ReportRollup, dialect)
+    )
+    rolled = await watermark(session)
+    raw = (max(since, rolled), until) if rolled is not None else period
+    rows += await _reservation_rows(
+        session, company_id, raw, now, campaign_id, _group_column(group_by, Reservation, dialect)
     )
     rows += await _call_rows(
         session, company_id, period, campaign_id, _group_column(group_by, Call, dialect)
@@ -136,12 +144,24 @@ def _day_of(column: Any, dialect: str) -> ColumnElement[str]:
     return func.substr(column, 1, 10)
 
 
-def _group_column(group_by: GroupBy | None, table: type[Reservation | Call], dialect: str) -> Any:
+Table = type[Reservation | Call | ReportRollup]
+TIME_COLUMNS: dict[Table, Any] = {
+    Reservation: Reservation.created_at,
+    Call: Call.started_at,
+    ReportRollup: ReportRollup.hour,
+}
+
+
+def _group_column(group_by: GroupBy | None, table: Table, dialect: str) -> Any:
     if group_by is GroupBy.DAY:
-        return _day_of(Reservation.created_at if table is Reservation else Call.started_at, dialect)
+        return _day_of(TIME_COLUMNS[table], dialect)
+    if group_by is GroupBy.CAMPAIGN:
+        return table.campaign_id
     if group_by is GroupBy.PUBLISHER:
         return table.publisher_id
     if group_by is GroupBy.TARGET:
+        if table is ReportRollup:
+            return func.nullif(ReportRollup.target_id, NO_TARGET)
         return table.target_id
     return None
 
@@ -166,22 +186,31 @@ async def _reservation_rows(
     key: Any,
 ) -> list[tuple[GroupKey, Totals]]:
     r = Reservation
-    expired = or_(r.status == "expired", and_(r.status.in_(LIVE), r.expires_at <= now))
-    aggregates = (
-        func.count(),
-        func.count(r.expires_at),
-        func.count(r.confirmed_at),
-        func.count(r.claimed_at),
-        _count_if(expired),
-        func.count(r.wiped_at),
-    )
     where = [r.company_id == company_id, r.created_at >= period[0], r.created_at < period[1]]
     if campaign_id is not None:
         where.append(r.campaign_id == campaign_id)
-    return [
-        (grouped, Totals(*(int(value) for value in figures)))
-        for grouped, figures in await _aggregate(session, key, aggregates, where)
-    ]
+    return _reservation_totals(await _aggregate(session, key, reservation_counts(now), where))
+
+
+async def _rollup_rows(
+    session: AsyncSession,
+    company_id: int,
+    period: tuple[datetime, datetime],
+    campaign_id: int | None,
+    key: Any,
+) -> list[tuple[GroupKey, Totals]]:
+    r = ReportRollup
+    aggregates = [func.coalesce(func.sum(getattr(r, name)), 0) for name in COUNTS]
+    where = [r.company_id == company_id, r.hour >= period[0], r.hour < period[1]]
+    if campaign_id is not None:
+        where.append(r.campaign_id == campaign_id)
+    return _reservation_totals(await _aggregate(session, key, aggregates, where))
+
+
+def _reservation_totals(
+    rows: Sequence[tuple[GroupKey, Sequence[Any]]],
+) -> list[tuple[GroupKey, Totals]]:
+    return [(grouped, Totals(*(int(value) for value in figures))) for grouped, figures in rows]
 
 
 async def _call_rows(

@@ -285,6 +285,24 @@ class Reservation(Base):
     wiped_at: Mapped[datetime | None] = mapped_column()
 
 
+class ReportRollup(Base):
+    """Reservation counts of one UTC hour (`hour`: its start) per campaign, publisher and
+    target (0: none), which reports read instead of rows rolled up or purged."""
+
+    __tablename__ = "report_rollups"
+    company_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    publisher_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    target_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pings: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    confirmed: Mapped[int] = mapped_column(Integer, default=0)
+    claimed: Mapped[int] = mapped_column(Integer, default=0)
+    expired: Mapped[int] = mapped_column(Integer, default=0)
+    wiped: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class CallerSeen(Base):
     """When a caller was last reserved on a campaign, for de-dupe windows beyond a restart."""
 

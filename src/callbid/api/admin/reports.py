@@ -27,8 +27,8 @@ Instant = Annotated[
 
 
 class Figures(BaseModel):
-    """What reservations and calls came to. Reservations count by creation time, calls by
-    start time."""
+    """What reservations and calls came to. Reservations count by creation time (purged ones
+    by creation hour), calls by start time."""
 
     pings: int = Field(description="reservation requests (rows), whatever their answer")
     reserved: int = Field(description="requests answered with a reservation")
@@ -47,11 +47,11 @@ class Figures(BaseModel):
 
 
 class GroupFigures(Figures):
-    """The figures of one day (`YYYY-MM-DD`, UTC), publisher id or target id."""
+    """The figures of one day (`YYYY-MM-DD`, UTC), campaign id, publisher id or target id."""
 
     key: str | int | None = Field(
-        description="the day, publisher id or target id; null for calls and requests with "
-        "none (no publisher on an unmatched call, no target on a refused request)"
+        description="the day, campaign id, publisher id or target id; null for calls and "
+        "requests with none (no publisher on an unmatched call, no target on a refused request)"
     )
 
 
@@ -71,7 +71,8 @@ class Summary(Figures):
     summary="Totals over a period",
     description="Pings, reservations by outcome, calls, conversions, payout, revenue and profit "
     "of the token's company over `[since, until)`: reservations created and calls started in "
-    "the period. `group_by` adds a breakdown by UTC day, publisher or target.",
+    "the period. `group_by` adds a breakdown by UTC day, campaign, publisher or target. "
+    "Reservations already purged count by the UTC hour they were created in.",
 )
 async def read_summary(
     request: Request,
