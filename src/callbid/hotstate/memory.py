@@ -53,7 +53,11 @@ class MemoryHotState:
     async def reserve(self, order: ReserveOrder) -> ReserveResult:
         return self.reserve_now(order)
 
-    def reserve_now(self, order: ReserveOrder) -> ReserveResult:
+    async def preview(self, order: ReserveOrder) -> ReserveResult:
+        return self.reserve_now(order, dry=True)
+
+    def reserve_now(self, order: ReserveOrder, *, dry: bool = False) -> ReserveResult:
+        """`reserve`, synchronously; `dry` answers the same and stores nothing at all."""
         ns, now = order.namespace, order.now
         prior = self._records.get(f"{ns}:{order.uuid}")
         if prior is not None:  # a retried order changes nothing more
@@ -63,7 +67,8 @@ class MemoryHotState:
             tat, wait = gcra(self._rate.get(rate_key), now, order.rate)
             if tat is None:
                 return ReserveResult(ReserveStatus.RATE_LIMITED, retry_after=wait)
-            self._rate[rate_key] = tat
+            if not dry:
+                self._rate[rate_key] = tat
         if order.shield_key is not None:
             existing = self._live_record(ns, self._shield.get(f"{ns}:{order.shield_key}"), now)
             if existing is not None:
@@ -113,6 +118,8 @@ class MemoryHotState:
                 shield_key=order.shield_key,
                 pool_number=pool_number,
             )
+            if dry:
+                return ReserveResult(ReserveStatus.RESERVED, record, tuple(blocked), last_seen)
             self._store(ns, record, now)
             if order.seen_key is not None:
                 self._remember_seen(f"{ns}:{order.seen_key}", now, now + order.seen_ttl)

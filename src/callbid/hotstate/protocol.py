@@ -32,6 +32,11 @@ class HotState(Protocol):
         candidate with room is reserved (and held when `order.hold`)."""
         ...
 
+    async def preview(self, order: ReserveOrder) -> ReserveResult:
+        """What `reserve(order)` would answer now, changing nothing at all (not even the rate
+        limit): a `reserved` answer carries the record that would be stored."""
+        ...
+
     async def get(self, namespace: str, uuid: str, now: float) -> LiveReservation | None:
         """The live (unexpired, unreleased) reservation `uuid`, or None."""
         ...

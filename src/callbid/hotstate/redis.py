@@ -187,6 +187,13 @@ class RedisHotState:
         return decode_result(reply)
 
     @unavailable_when_down
+    async def preview(self, order: ReserveOrder) -> ReserveResult:
+        keys = [prefix(order.namespace)]
+        args: list[str | bytes] = [encode_order(order), self._epsilon, "1"]
+        reply = await self._pipeline.call(self._reserve, keys, args)
+        return decode_result(reply)
+
+    @unavailable_when_down
     async def get(self, namespace: str, uuid: str, now: float) -> LiveReservation | None:
         return decode_live(await self._client.get(record_key(namespace, uuid)), now)
 

@@ -18,6 +18,7 @@ from callbid.api.admin import (
     groups,
     numbers,
     publishers,
+    replay,
     reports,
     rtb_keys,
     targets,
@@ -41,6 +42,7 @@ def admin_router() -> APIRouter:
         caller_lists.router,
         webhooks.router,
         reports.router,
+        replay.router,
     ):
         router.include_router(part)
     return router

@@ -1,8 +1,10 @@
--- reserve(KEYS[1] = prefix; ARGV[1] = order JSON, ARGV[2] = gcra epsilon): one ping's order,
--- rule for rule as MemoryHotState.reserve_now (a probe, `pr`, stores nothing but the rate). Reply: {status, record JSON, blocked JSON,
--- last_seen, retry_after}, absent parts as nil, times as %.17g strings.
+-- reserve(KEYS[1] = prefix; ARGV[1] = order JSON, ARGV[2] = gcra epsilon, ARGV[3] = '1' for a
+-- dry run): one ping's order, rule for rule as MemoryHotState.reserve_now (a probe, `pr`,
+-- stores nothing but the rate; a dry run stores nothing at all and answers what would be
+-- stored). Reply: {status, record JSON, blocked JSON, last_seen, retry_after}, absent parts as
+-- nil, times as %.17g strings.
 local o = cjson.decode(ARGV[1])
-local now, epsilon = o.n, tonumber(ARGV[2])
+local now, epsilon, dry = o.n, tonumber(ARGV[2]), ARGV[3] == '1'
 
 local function answer(status, raw, blocked, seen, wait)
   local skipped = false
@@ -20,6 +22,7 @@ local function rate_wait(rule)
   if tat and tat >= now then start = tat end
   local wait = start - now - tolerance
   if wait > epsilon then return wait end
+  if dry then return nil end
   set_for(key, fmt(start + interval), start + interval - now)
   return nil
 end
@@ -67,6 +70,7 @@ local function store(candidate, option, payout, pool_number)
     s = over.s or picked[3], r = fmt(over.r or picked[4]), cr = criterion, e = fmt(o.e),
     h = o.h, k = subject_keys(subjects), sh = o.sh, pn = pool_number,
   }
+  if dry then return cjson.encode(rec) end
   local raw = save_record(rec, now)
   if o.sh then set_for(P .. 'shield:' .. o.sh, o.u, o.e - now) end
   if pool_number then set_for(P .. 'pool:' .. pool_number, o.u, o.e - now) end
