@@ -171,7 +171,8 @@ def test_tenants_and_csrf_in_the_browser(served: Served, browser: Any) -> None:
     page = browser.new_context().new_page()
     sign_in(page, served.url, user["email"], user["password"])
     answer = page.goto(f"{served.url}/call_reservations/{uuid}")
-    assert answer is not None and answer.status == 404
+    assert answer is not None
+    assert answer.status == 404
     assert "Acme" not in page.content()
     shot(page, "other-company-404")
 

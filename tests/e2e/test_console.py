@@ -74,17 +74,21 @@ async def test_a_browser_is_sent_to_sign_in_and_back(demo_service: Service) -> N
     refused = await svc.client.get(f"/call_reservations/{uuid}", headers=HTML)
     assert refused.status_code == 303
     assert refused.headers["location"] == f"/console/login?next=%2Fcall_reservations%2F{uuid}"
-    assert uuid not in refused.text and "Acme" not in refused.text
+    assert uuid not in refused.text
+    assert "Acme" not in refused.text
 
     signed = await sign_in(svc.client, demo["email"], demo["password"])
     assert signed.status_code == 303
     assert signed.headers["location"] == "/console/rtb"
     cookie = signed.headers["set-cookie"]
     assert "callbid_session=" in cookie
-    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert "Secure" not in cookie
 
     log = await svc.client.get("/console/rtb")
-    assert log.status_code == 200 and uuid in log.text
+    assert log.status_code == 200
+    assert uuid in log.text
     page = await svc.client.get(f"/call_reservations/{uuid}", headers=HTML)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
@@ -102,7 +106,8 @@ async def test_the_look_up_answers_html_to_the_admin_token_and_json_unchanged(
     bearer = {"Authorization": f"Bearer {demo['admin_token']}"}
 
     page = await svc.client.get(f"/call_reservations/{uuid}", headers=HTML | bearer)
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
     assert uuid in page.text
     assert all(name in page.text for name in DEMO_TARGETS)
     assert "Closed: outside its hours of operation" in page.text  # Beacon at 10:00 Chicago
@@ -129,7 +134,8 @@ async def test_another_companys_request_is_not_found(demo_service: Service) -> N
 
     page = await svc.client.get(f"/call_reservations/{uuid}", headers=HTML)
     assert page.status_code == 404
-    assert "Acme" not in page.text and "reservation not found" in page.text
+    assert "Acme" not in page.text
+    assert "reservation not found" in page.text
     log = await svc.client.get("/console/rtb")
     assert uuid not in log.text
 
@@ -219,7 +225,8 @@ async def test_the_rtb_log_pages_by_keyset_and_serves_new_rows(demo_service: Ser
     newest = re.search(r'data-newest="([^"]+)"', first.text)
     assert newest is not None
     quiet = await svc.client.get("/console/rtb/rows", params={"after": newest.group(1)})
-    assert quiet.status_code == 200 and "<tr" not in quiet.text
+    assert quiet.status_code == 200
+    assert "<tr" not in quiet.text
     fresh = (await demo_ping(svc, demo, caller="+12125559999"))["uuid"]
     live = await svc.client.get("/console/rtb/rows", params={"after": newest.group(1)})
     assert re.findall(r'~([0-9a-f-]{36})"', live.text) == [fresh]
@@ -227,7 +234,8 @@ async def test_the_rtb_log_pages_by_keyset_and_serves_new_rows(demo_service: Ser
     by_caller = await svc.client.get("/console/rtb", params={"caller": "(212) 555-1003"})
     assert re.findall(r'<tr data-cursor="[^"]*~([0-9a-f-]{36})"', by_caller.text) == [sent[3]]
     bad = await svc.client.get("/console/rtb", params={"status": "nope"})
-    assert bad.status_code == 400 and "status: one of" in bad.text
+    assert bad.status_code == 400
+    assert "status: one of" in bad.text
     bad_cursor = await svc.client.get("/console/rtb", params={"before": "yesterday"})
     assert bad_cursor.status_code == 400
 
@@ -241,16 +249,18 @@ async def test_reports_draw_charts_and_download_csv(demo_service: Service) -> No
 
     page = await svc.client.get("/console/reports")
     assert page.status_code == 200
-    assert page.text.count("<svg") == 3 and "<polyline" in page.text
+    assert page.text.count("<svg") == 3
+    assert "<polyline" in page.text
     day = svc.clock.now.date().isoformat()
     by_day = await svc.client.get("/console/reports.csv", params={"by": "day"})
     assert by_day.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(by_day.text)))
     assert [(r["day"], r["pings"]) for r in rows] == [(day, "3")]
     total = await svc.client.get("/console/reports.csv", params={"by": "total"})
-    assert list(csv.DictReader(io.StringIO(total.text)))[0]["pings"] == "3"
+    assert next(iter(csv.DictReader(io.StringIO(total.text))))["pings"] == "3"
     bad = await svc.client.get("/console/reports", params={"from": "soon"})
-    assert bad.status_code == 400 and "from: expected a date" in bad.text
+    assert bad.status_code == 400
+    assert "from: expected a date" in bad.text
 
 
 async def test_the_calls_log_lists_calls_and_their_flow(demo_service: Service) -> None:
@@ -284,7 +294,8 @@ async def test_the_calls_log_lists_calls_and_their_flow(demo_service: Service) -
 
     page = await svc.client.get(f"/console/calls/{call_uuid}")
     assert page.status_code == 200
-    assert reserved["uuid"] in page.text and "call started" in page.text
+    assert reserved["uuid"] in page.text
+    assert "call started" in page.text
     lookup = await svc.client.get(f"/call_reservations/{reserved['uuid']}", headers=HTML)
     assert f'href="/console/calls/{call_uuid}"' in lookup.text
     assert (await svc.client.get("/console/calls/not-a-call")).status_code == 404

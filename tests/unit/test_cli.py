@@ -173,7 +173,8 @@ def test_demo_json_gives_the_console_sign_in(
     assert main(["--database-url", settings.database_url, "demo", "--json"]) == 0
     demo = json.loads(capsys.readouterr().out)
     assert demo["console_url"] == "http://127.0.0.1:9137/console"
-    assert demo["email"] == "owner@demo.example" and len(demo["password"]) >= 12
+    assert demo["email"] == "owner@demo.example"
+    assert len(demo["password"]) >= 12
     assert main(["--database-url", settings.database_url, "demo"]) == 0
     assert f"password: {demo['password']}" in capsys.readouterr().out
 
@@ -185,7 +186,8 @@ def test_user_add_generates_a_password_and_refuses_a_taken_email(
     args = ["--database-url", settings.database_url, "user", "add", "--company", "1"]
     assert main([*args, "--email", "Viewer@Demo.example", "--role", "viewer"]) == 0
     added = json.loads(capsys.readouterr().out)
-    assert added["email"] == "viewer@demo.example" and added["role"] == "viewer"
+    assert added["email"] == "viewer@demo.example"
+    assert added["role"] == "viewer"
     assert len(added["password"]) >= 12
 
     assert main([*args, "--email", "viewer@demo.example"]) == 2
