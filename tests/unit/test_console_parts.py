@@ -122,3 +122,13 @@ def test_charts_draw_one_line_per_series_and_one_bar_per_label() -> None:
     assert "Rate &lt;by&gt; publisher" in bars
     empty = line_chart("Nothing", [], {"pings": []})
     assert "<svg" in empty
+
+
+def test_axis_amounts_and_labels_read_as_people_write_them() -> None:
+    from callbid.console.charts import _amount, _short
+
+    assert [_amount(v, "$") for v in (0, 12.5, 1200)] == ["$0", "$12.5", "$1,200"]
+    assert _amount(40, "%") == "40%"
+    assert _short("2026-12-07") == "12-07"
+    assert _short("demo-pub") == "demo-pub"
+    assert _short("a-very-long-publisher") == "a-very-lo…"

@@ -8,7 +8,7 @@ from html import escape
 
 from markupsafe import Markup
 
-WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP = 640, 240, 56, 28, 12
+WIDTH, HEIGHT, PAD_LEFT, PAD_RIGHT, PAD_BOTTOM, PAD_TOP = 420, 220, 52, 22, 26, 10
 COLOURS = ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563")
 
 
@@ -23,24 +23,37 @@ def _scale(top: float) -> float:
     return float(step * 10)
 
 
+def _amount(value: float, unit: str) -> str:
+    """`$12.5`, `40%`, `1,200`: the unit where it is written, no trailing zeros."""
+    number = f"{value:,.2f}".rstrip("0").rstrip(".")
+    return f"{number}%" if unit == "%" else f"{unit}{number}"
+
+
 def _frame(title: str, top: float, unit: str) -> list[str]:
-    plot_h = HEIGHT - PAD_BOTTOM - PAD_TOP
+    plot_h, right = HEIGHT - PAD_BOTTOM - PAD_TOP, WIDTH - PAD_RIGHT
     parts = [f"<title>{escape(title)}</title>"]
     for i in range(5):
         value = top * i / 4
         y = HEIGHT - PAD_BOTTOM - plot_h * i / 4
-        label = f"{unit}{value:,.0f}" if top >= 4 else f"{unit}{value:,.2f}"
+        label = _amount(value, unit)
         parts.append(
-            f'<line x1="{PAD_LEFT}" x2="{WIDTH}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+            f'<line x1="{PAD_LEFT}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
             f'<text x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{label}</text>'
         )
     return parts
 
 
+def _short(label: str) -> str:
+    """A day as `12-07`, a name cut to ten characters."""
+    if len(label) == 10 and label[4] == "-" and label[7] == "-":
+        return label[5:]
+    return label if len(label) <= 10 else label[:9] + "…"
+
+
 def _x_labels(labels: Sequence[str], xs: Sequence[float]) -> list[str]:
-    every = max(1, len(labels) // 8)
+    every = max(1, -(-len(labels) // 6))
     return [
-        f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{escape(label[-5:])}</text>'
+        f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{escape(_short(label))}</text>'
         for i, (label, x) in enumerate(zip(labels, xs, strict=True))
         if i % every == 0
     ]
@@ -61,7 +74,7 @@ def line_chart(
     """One line per series over `labels` (e.g. days), with a legend; every series as long as
     `labels`."""
     top = _scale(max((max(v, default=0) for v in series.values()), default=0))
-    plot_w, plot_h = WIDTH - PAD_LEFT - 8, HEIGHT - PAD_BOTTOM - PAD_TOP
+    plot_w, plot_h = WIDTH - PAD_LEFT - PAD_RIGHT, HEIGHT - PAD_BOTTOM - PAD_TOP
     count = max(len(labels) - 1, 1)
     xs = [PAD_LEFT + plot_w * i / count for i in range(len(labels))]
     parts = _frame(title, top, unit)
@@ -84,7 +97,7 @@ def bar_chart(
 ) -> Markup:
     """One bar per label."""
     top = _scale(max(values, default=0))
-    plot_w, plot_h = WIDTH - PAD_LEFT - 8, HEIGHT - PAD_BOTTOM - PAD_TOP
+    plot_w, plot_h = WIDTH - PAD_LEFT - PAD_RIGHT, HEIGHT - PAD_BOTTOM - PAD_TOP
     slot = plot_w / max(len(labels), 1)
     parts = _frame(title, top, unit)
     xs = []
@@ -95,7 +108,7 @@ def bar_chart(
         parts.append(
             f'<rect x="{x:.1f}" y="{HEIGHT - PAD_BOTTOM - height:.1f}" width="{slot * 0.7:.1f}" '
             f'height="{height:.1f}" fill="{COLOURS[0]}"><title>{escape(label)}: '
-            f"{unit}{value:,.2f}</title></rect>"
+            f"{_amount(value, unit)}</title></rect>"
         )
     parts += _x_labels(labels, xs)
     return _figure(title, parts, [])
