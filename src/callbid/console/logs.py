@@ -3,12 +3,14 @@ the page asking for rows newer than the newest it shows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Depends, Request
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from callbid.adapters.phone import to_e164
@@ -94,46 +96,96 @@ def _query_without(request: Request, *names: str) -> str:
     return urlencode(kept)
 
 
-async def _reservation_rows(
-    request: Request, principal: Principal, *, fragment: bool
+@dataclass(frozen=True, slots=True)
+class Log:
+    """One of the console's logs: what it lists, its statuses and its templates."""
+
+    section: str
+    statuses: Sequence[str]
+    page: str
+    rows: str
+    fetch: Callable[
+        [AsyncSession, int, LogFilter, datetime, Cursor | None, Cursor | None, int],
+        Awaitable[Sequence[Any]],
+    ]
+    item: Callable[[Any, datetime], dict[str, Any]]
+
+
+async def _fetch_reservations(
+    session: AsyncSession,
+    company_id: int,
+    wanted: LogFilter,
+    now: datetime,
+    before: Cursor | None,
+    after: Cursor | None,
+    limit: int,
+) -> Sequence[Any]:
+    return await reservations_page(
+        session, company_id, wanted, now, before=before, after=after, limit=limit
+    )
+
+
+async def _fetch_calls(
+    session: AsyncSession,
+    company_id: int,
+    wanted: LogFilter,
+    _now: datetime,
+    before: Cursor | None,
+    after: Cursor | None,
+    limit: int,
+) -> Sequence[Any]:
+    return await calls_page(session, company_id, wanted, before=before, after=after, limit=limit)
+
+
+RTB = Log(
+    "rtb",
+    RESERVATION_STATUSES,
+    "rtb.html",
+    "rtb_rows.html",
+    _fetch_reservations,
+    lambda row, now: {
+        "row": row,
+        "status": effective_status(row, now),
+        "cursor": cursor_of(row.created_at, row.uuid),
+    },
+)
+CALLS = Log(
+    "calls",
+    CALL_STATUSES,
+    "calls.html",
+    "calls_rows.html",
+    _fetch_calls,
+    lambda row, _now: {"row": row, "cursor": cursor_of(row.started_at, row.uuid)},
+)
+
+
+async def _rows(
+    request: Request, principal: Principal, log: Log, *, fragment: bool
 ) -> tuple[list[dict[str, Any]], LogFilter, bool]:
+    """A page of `log` (one more row fetched tells whether there are older ones), or for the
+    live page every row newer than `after`, up to a page."""
     runtime = runtime_of(request)
-    wanted = parse_filter(request.query_params, RESERVATION_STATUSES)
+    wanted = parse_filter(request.query_params, log.statuses)
     before = parse_cursor(request.query_params.get("before"))
     after = parse_cursor(request.query_params.get("after")) if fragment else None
     now = runtime.clock()
+    limit = PAGE_SIZE if after else PAGE_SIZE + 1
     async with runtime.sessions() as session:
-        rows = await reservations_page(
-            session,
-            principal.company_id,
-            wanted,
-            now,
-            before=before,
-            after=after,
-            limit=PAGE_SIZE if after else PAGE_SIZE + 1,
-        )
+        rows = await log.fetch(session, principal.company_id, wanted, now, before, after, limit)
     more = len(rows) > PAGE_SIZE and after is None
-    shown = [
-        {
-            "row": row,
-            "status": effective_status(row, now),
-            "cursor": cursor_of(row.created_at, row.uuid),
-        }
-        for row in rows[:PAGE_SIZE]
-    ]
-    return shown, wanted, more
+    return [log.item(row, now) for row in rows[:PAGE_SIZE]], wanted, more
 
 
-async def rtb_log(request: Request, principal: Principal = Depends(console_principal)) -> Response:
-    shown, wanted, more = await _reservation_rows(request, principal, fragment=False)
+async def _page(request: Request, principal: Principal, log: Log) -> Response:
+    shown, wanted, more = await _rows(request, principal, log, fragment=False)
     return render(
         request,
-        "rtb.html",
+        log.page,
         principal,
-        section="rtb",
+        section=log.section,
         rows=shown,
         wanted=wanted,
-        statuses=RESERVATION_STATUSES,
+        statuses=log.statuses,
         campaigns=await _campaigns(request, principal.company_id),
         newest=shown[0]["cursor"] if shown else "",
         older=shown[-1]["cursor"] if more else None,
@@ -142,57 +194,27 @@ async def rtb_log(request: Request, principal: Principal = Depends(console_princ
     )
 
 
+async def _fragment(request: Request, principal: Principal, log: Log) -> Response:
+    shown, _, _ = await _rows(request, principal, log, fragment=True)
+    return render(request, log.rows, principal, rows=shown)
+
+
+async def rtb_log(request: Request, principal: Principal = Depends(console_principal)) -> Response:
+    return await _page(request, principal, RTB)
+
+
 async def rtb_rows(request: Request, principal: Principal = Depends(console_principal)) -> Response:
     """The rows newer than `after`, as table rows, for the live page."""
-    shown, _, _ = await _reservation_rows(request, principal, fragment=True)
-    return render(request, "rtb_rows.html", principal, rows=shown)
-
-
-async def _call_rows(
-    request: Request, principal: Principal, *, fragment: bool
-) -> tuple[list[dict[str, Any]], LogFilter, bool]:
-    runtime = runtime_of(request)
-    wanted = parse_filter(request.query_params, CALL_STATUSES)
-    before = parse_cursor(request.query_params.get("before"))
-    after = parse_cursor(request.query_params.get("after")) if fragment else None
-    async with runtime.sessions() as session:
-        rows = await calls_page(
-            session,
-            principal.company_id,
-            wanted,
-            before=before,
-            after=after,
-            limit=PAGE_SIZE if after else PAGE_SIZE + 1,
-        )
-    more = len(rows) > PAGE_SIZE and after is None
-    shown = [
-        {"row": row, "cursor": cursor_of(row.started_at, row.uuid)} for row in rows[:PAGE_SIZE]
-    ]
-    return shown, wanted, more
+    return await _fragment(request, principal, RTB)
 
 
 async def calls_log(
     request: Request, principal: Principal = Depends(console_principal)
 ) -> Response:
-    shown, wanted, more = await _call_rows(request, principal, fragment=False)
-    return render(
-        request,
-        "calls.html",
-        principal,
-        section="calls",
-        rows=shown,
-        wanted=wanted,
-        statuses=CALL_STATUSES,
-        campaigns=await _campaigns(request, principal.company_id),
-        newest=shown[0]["cursor"] if shown else "",
-        older=shown[-1]["cursor"] if more else None,
-        live=not request.query_params.get("before"),
-        filters=_query_without(request, "before", "after"),
-    )
+    return await _page(request, principal, CALLS)
 
 
 async def call_rows(
     request: Request, principal: Principal = Depends(console_principal)
 ) -> Response:
-    shown, _, _ = await _call_rows(request, principal, fragment=True)
-    return render(request, "calls_rows.html", principal, rows=shown)
+    return await _fragment(request, principal, CALLS)

@@ -26,19 +26,8 @@ from callbid.service.users import Principal
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 366
-COLUMNS = (
-    "pings",
-    "reserved",
-    "confirmed",
-    "claimed",
-    "expired",
-    "wiped",
-    "calls",
-    "conversions",
-    "payout",
-    "revenue",
-    "profit",
-)
+#: The figures of a report, in the API's order.
+COLUMNS = tuple(Totals().as_dict())
 BREAKDOWNS = tuple(GroupBy)
 
 
