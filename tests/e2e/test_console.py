@@ -4,7 +4,9 @@ look-up page by content negotiation, the logs' keyset pages and live rows, and r
 from __future__ import annotations
 
 import csv
+import html
 import io
+import json
 import re
 from typing import Any
 
@@ -315,3 +317,23 @@ async def test_the_session_cookie_is_secure_behind_an_https_public_url(make_serv
         assert signed.status_code == 303
         assert "callbid_session=" in signed.headers["set-cookie"]
         assert "Secure" in signed.headers["set-cookie"]
+
+
+async def test_the_look_up_page_shows_the_exact_answer_of_a_refused_ping(service: Service) -> None:
+    built = await build_campaign(service.runtime.sessions, targets=[{"paused": True}])
+    answer = await service.client.post(
+        "/rtbs.json", params={"key": built.key, "publisher_id": "p", "caller_number": CALLER}
+    )
+    body = answer.json()
+    assert body["status"] == "no-target"
+    assert body["reason_code"] == "no_buyer_open"
+
+    page = await service.client.get(
+        f"/call_reservations/{body['uuid']}",
+        headers=HTML | {"Authorization": f"Bearer {built.token}"},
+    )
+    assert page.status_code == 200
+    shown = re.search(r'<pre class="answer">(.*?)</pre>', page.text, re.S)
+    assert shown is not None
+    assert json.loads(html.unescape(shown.group(1))) == body
+    assert "Paused by the owner" in page.text

@@ -3,6 +3,7 @@ the page of one call (its flow), and the replay of a request against today's con
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Depends, Request
@@ -70,7 +71,7 @@ async def lookup_page(
         ).all()
     now = runtime.clock()
     answered = "reserved" if row.expires_at is not None else row.status
-    answer = answer_of_row(row, answered)
+    answer = replace(answer_of_row(row, answered), reason_code=row.reason_code)
     public = legacy_body(answer) if row.api == "legacy" else rtb_body(answer)
     ttl = (row.expires_at - row.created_at).total_seconds() if row.expires_at else None
     return render(

@@ -187,6 +187,7 @@ def _creation_ops(
         "status": str(decision.status),
         "info": decision.info,
         "owner_info": decision.owner_info,
+        "reason_code": str(decision.reason_code) if decision.reason_code else None,
         "matched_criteria": list(plan.matched_criteria),
         "created_at": now,
         "target_id": record.target_id if record else None,

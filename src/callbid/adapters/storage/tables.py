@@ -261,6 +261,8 @@ class Reservation(Base):
     status: Mapped[str] = mapped_column(String(20))
     info: Mapped[str | None] = mapped_column(String(200))
     owner_info: Mapped[str | None] = mapped_column(String(200))
+    #: The answer's `reason_code` (`domain.reasons.ReasonCode`) when it was not reserved.
+    reason_code: Mapped[str | None] = mapped_column(String(40))
     target_id: Mapped[int | None] = mapped_column(Integer)
     criterion_id: Mapped[int | None] = mapped_column(Integer)
     matched_criteria: Mapped[list[Any]] = mapped_column(default=list)
