@@ -337,3 +337,47 @@ async def test_the_look_up_page_shows_the_exact_answer_of_a_refused_ping(service
     assert shown is not None
     assert json.loads(html.unescape(shown.group(1))) == body
     assert "Paused by the owner" in page.text
+
+
+async def test_the_replay_on_the_page_shows_a_changed_outcome_beside_the_old(
+    demo_service: Service,
+) -> None:
+    svc = demo_service
+    demo = await svc.demo()
+    reserved = await demo_ping(svc, demo)
+    before = (
+        await svc.client.get(
+            f"/call_reservations/{reserved['uuid']}",
+            headers={"Authorization": f"Bearer {demo['admin_token']}"},
+        )
+    ).json()
+    acme = next(r for r in before["decision_log"] if r["target_name"] == DEMO_TARGETS[0])
+    assert acme["outcome"] == "selected"
+    weekends = [{"days": [5, 6], "open": "09:00", "close": "17:00"}]
+    changed = await svc.client.patch(
+        f"/api/v1/targets/{acme['target_id']}",
+        json={"hours": weekends},
+        headers={"Authorization": f"Bearer {demo['admin_token']}"},
+    )
+    assert changed.status_code == 200, changed.text
+    await sign_in(svc.client, demo["email"], demo["password"])
+    page = await svc.client.get(f"/call_reservations/{reserved['uuid']}", headers=HTML)
+
+    forged = await svc.client.post(f"/console/reservations/{reserved['uuid']}/replay", data={})
+    assert forged.status_code == 403
+    replayed = await svc.client.post(
+        f"/console/reservations/{reserved['uuid']}/replay", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert replayed.status_code == 200
+    row = re.search(r'<tr class="changed">\s*<td>([^<]+)</td>(.*?)</tr>', replayed.text, re.S)
+    assert row is not None
+    assert row.group(1) == DEMO_TARGETS[0]
+    then, now = re.findall(r'<span class="mono">([^<]*)</span>', row.group(2))
+    assert (then, now) == ("selected", "closed")
+    after = (
+        await svc.client.get(
+            f"/call_reservations/{reserved['uuid']}",
+            headers={"Authorization": f"Bearer {demo['admin_token']}"},
+        )
+    ).json()
+    assert after == before  # the replay wrote nothing
