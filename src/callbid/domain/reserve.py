@@ -46,6 +46,21 @@ class PeriodCap:
 
 
 @dataclass(frozen=True, slots=True)
+class SubjectUsage:
+    """What a cap subject holds now: reservations and calls in flight (`in_use`, what a
+    concurrency cap limits), those not counted yet (`pending`), and each period counter."""
+
+    key: str
+    in_use: int
+    pending: int
+    counts: Mapping[str, int]
+
+    def used(self, counter: str) -> int:
+        """A period's use as its cap sees it: counted calls plus pending reservations."""
+        return self.counts.get(counter, 0) + self.pending
+
+
+@dataclass(frozen=True, slots=True)
 class CapSubject:
     """Something a reservation counts against: a target, one of its groups, or a publisher.
 

@@ -15,6 +15,7 @@ from callbid.domain.reserve import (
     ReserveOrder,
     ReserveResult,
     ReserveStatus,
+    SubjectUsage,
     blocking_cap,
     choose_option,
     gcra,
@@ -381,6 +382,21 @@ class MemoryHotState:
         if not slots:
             return 0
         return sum(1 for exp in slots.values() if exp > now)
+
+    async def usage(
+        self, namespace: str, subjects: Sequence[CapSubject], now: float
+    ) -> tuple[SubjectUsage, ...]:
+        return tuple(self._usage(namespace, subject, now) for subject in subjects)
+
+    def _usage(self, ns: str, subject: CapSubject, now: float) -> SubjectUsage:
+        key = f"{ns}:{subject.key}"
+        counts = {c.counter: self._counters.get(f"{ns}:{c.counter}", 0) for c in subject.periods}
+        return SubjectUsage(
+            subject.key,
+            self._count(self._live, key, now),
+            self._count(self._pending, key, now),
+            counts,
+        )
 
     def _blocking(self, ns: str, subject: CapSubject, now: float) -> str | None:
         # Only what `blocking_cap` will read is counted: most subjects have one kind of cap

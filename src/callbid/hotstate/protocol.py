@@ -12,6 +12,7 @@ from callbid.domain.reserve import (
     LiveReservation,
     ReserveOrder,
     ReserveResult,
+    SubjectUsage,
 )
 
 
@@ -35,6 +36,13 @@ class HotState(Protocol):
     async def preview(self, order: ReserveOrder) -> ReserveResult:
         """What `reserve(order)` would answer now, changing nothing at all (not even the rate
         limit): a `reserved` answer carries the record that would be stored."""
+        ...
+
+    async def usage(
+        self, namespace: str, subjects: Sequence[CapSubject], now: float
+    ) -> tuple[SubjectUsage, ...]:
+        """Each subject's use at `now`, in order, changing nothing (for the console; not one
+        atomic read across subjects)."""
         ...
 
     async def get(self, namespace: str, uuid: str, now: float) -> LiveReservation | None:

@@ -27,6 +27,7 @@ from callbid.domain.reserve import (
     LiveReservation,
     ReserveOrder,
     ReserveResult,
+    SubjectUsage,
     period_counters,
 )
 from callbid.hotstate.redis_wire import (
@@ -192,6 +193,26 @@ class RedisHotState:
         args: list[str | bytes] = [encode_order(order), self._epsilon, "1"]
         reply = await self._pipeline.call(self._reserve, keys, args)
         return decode_result(reply)
+
+    @unavailable_when_down
+    async def usage(
+        self, namespace: str, subjects: Sequence[CapSubject], now: float
+    ) -> tuple[SubjectUsage, ...]:
+        # Plain reads in one round trip (not one script: the console can wait for nothing).
+        keys, since = prefix(namespace), f"({now!r}"
+        async with self._client.pipeline(transaction=False) as pipe:
+            for subject in subjects:
+                pipe.zcount(f"{keys}live:{subject.key}", since, "+inf")
+                pipe.zcount(f"{keys}pending:{subject.key}", since, "+inf")
+                for cap in subject.periods:
+                    pipe.get(f"{keys}cnt:{cap.counter}")
+            replies = iter(await pipe.execute())
+        found = []
+        for subject in subjects:
+            in_use, pending = int(next(replies)), int(next(replies))
+            counts = {cap.counter: int(next(replies) or 0) for cap in subject.periods}
+            found.append(SubjectUsage(subject.key, in_use, pending, counts))
+        return tuple(found)
 
     @unavailable_when_down
     async def get(self, namespace: str, uuid: str, now: float) -> LiveReservation | None:
