@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from callbid.api.errors import handle_callbid_error
-from callbid.console import auth, logs, pages, reports
+from callbid.console import auth, campaigns, logs, pages, reports
 from callbid.domain.errors import CallbidError
 
 ASSETS = Path(__file__).parent / "static"
@@ -30,6 +30,9 @@ def _router() -> APIRouter:
     router.add_api_route("/login", auth.sign_in_page, methods=["GET"])
     router.add_api_route("/login", auth.sign_in_submit, methods=["POST"])
     router.add_api_route("/logout", auth.sign_out, methods=["POST"])
+    router.add_api_route("/campaigns", campaigns.campaigns_page, methods=["GET"])
+    router.add_api_route("/campaigns/{campaign_id}", campaigns.overview_page, methods=["GET"])
+    router.add_api_route("/campaigns/{campaign_id}/links", campaigns.links_page, methods=["GET"])
     router.add_api_route("/rtb", logs.rtb_log, methods=["GET"])
     router.add_api_route("/rtb/rows", logs.rtb_rows, methods=["GET"])
     router.add_api_route("/calls", logs.calls_log, methods=["GET"])

@@ -15,6 +15,7 @@ from callbid.console.words import describe_outcome
 from callbid.service.users import Principal
 
 NAV = (
+    ("campaigns", "Campaigns", "/console/campaigns"),
     ("rtb", "RTB log", "/console/rtb"),
     ("calls", "Calls", "/console/calls"),
     ("reports", "Reports", "/console/reports"),

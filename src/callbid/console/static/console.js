@@ -40,7 +40,16 @@ function countDown(element) {
   tick();
 }
 
+function copyButton(button) {
+  button.addEventListener("click", async () => {
+    const text = document.getElementById(button.dataset.copy).textContent;
+    try { await navigator.clipboard.writeText(text); button.textContent = "Copied"; }
+    catch (error) { window.getSelection().selectAllChildren(document.getElementById(button.dataset.copy)); }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("button.copy[data-copy]").forEach(copyButton);
   document.querySelectorAll("table[data-live]").forEach(pollLog);
   document.querySelectorAll(".countdown[data-expires]").forEach(countDown);
 });
