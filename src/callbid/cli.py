@@ -78,13 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="one JSON line")
     company = sub.add_parser("company", help="create a company and print its admin token")
     company.add_argument("name")
-    user = sub.add_parser("user", help="manage console users").add_subparsers(
-        dest="action", required=True
-    )
-    add = user.add_parser("add", help="add a console user; prompts for or generates a password")
-    add.add_argument("--company", type=int, required=True, help="the company's id")
-    add.add_argument("--email", required=True)
-    add.add_argument("--role", choices=("admin", "viewer"), default="admin")
+    from callbid.cli_users import add_arguments as user_arguments
+
+    user_arguments(sub.add_parser("user", help="manage console users"))
     sub.add_parser("purge", help="delete RTB records older than the retention period")
     from callbid.simulate.command import add_arguments
 
@@ -224,44 +220,9 @@ def _company(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _user(settings: Settings, args: argparse.Namespace) -> int:
-    """`user add`: prints the new user as JSON, with the password when it was generated."""
-    from callbid.adapters.storage.db import migrate
-    from callbid.domain.errors import CallbidError
-    from callbid.preflight import require_existing_database
-    from callbid.service.users import add_user_once, new_password
+    from callbid.cli_users import run
 
-    require_existing_database(settings)
-    migrate(settings.database_url)
-    typed = _typed_password() if sys.stdin.isatty() else None
-    password = typed or new_password()
-    try:
-        user = asyncio.run(add_user_once(settings, args.company, args.email, password, args.role))
-    except CallbidError as exc:
-        print(f"callbid: {exc.info}", file=sys.stderr)
-        return 2
-    shown: dict[str, Any] = {
-        "user_id": user.id,
-        "company_id": user.company_id,
-        "email": user.email,
-        "role": user.role,
-    }
-    if typed is None:
-        shown["password"] = password
-    print(json.dumps(shown))
-    return 0
-
-
-def _typed_password() -> str | None:
-    """A password typed twice at the terminal; None (generate one) when left empty."""
-    import getpass
-
-    while True:
-        first = getpass.getpass("password (empty: generate one): ")
-        if not first:
-            return None
-        if getpass.getpass("again: ") == first:
-            return first
-        print("the two passwords differ; try again", file=sys.stderr)
+    return run(settings, args)
 
 
 def _purge(settings: Settings, _args: argparse.Namespace) -> int:

@@ -381,3 +381,23 @@ async def test_the_replay_on_the_page_shows_a_changed_outcome_beside_the_old(
         )
     ).json()
     assert after == before  # the replay wrote nothing
+
+
+async def test_a_disabled_or_reset_user_is_signed_out_at_once(demo_service: Service) -> None:
+    from callbid.service.users import reset_password, set_disabled
+
+    svc = demo_service
+    demo = await svc.demo()
+    await sign_in(svc.client, demo["email"], demo["password"])
+    async with svc.runtime.sessions.begin() as session:
+        await set_disabled(session, demo["email"], True)
+    assert (await svc.client.get("/console/rtb")).status_code == 303
+    assert (await sign_in(svc.client, demo["email"], demo["password"])).status_code == 401
+
+    async with svc.runtime.sessions.begin() as session:
+        await set_disabled(session, demo["email"], False)
+    assert (await sign_in(svc.client, demo["email"], demo["password"])).status_code == 303
+    async with svc.runtime.sessions.begin() as session:
+        await reset_password(session, demo["email"], "a brand new password")
+    assert (await svc.client.get("/console/rtb")).status_code == 303
+    assert (await sign_in(svc.client, demo["email"], "a brand new password")).status_code == 303

@@ -197,3 +197,27 @@ def test_user_add_generates_a_password_and_refuses_a_taken_email(
     other = ["--database-url", settings.database_url, "user", "add", "--company", "99"]
     assert main([*other, "--email", "x@demo.example"]) == 2
     assert one_line(capsys) == "callbid: company 99 not found"
+
+
+def test_users_are_listed_disabled_enabled_and_reset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = demo_database(tmp_path)
+    db = ["--database-url", settings.database_url, "user"]
+    assert main([*db, "add", "--company", "1", "--email", "ann@demo.example"]) == 0
+    first = json.loads(capsys.readouterr().out)["password"]
+
+    assert main([*db, "list", "--company", "1"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [u["email"] for u in listed] == ["ann@demo.example", "owner@demo.example"]
+    assert all("password" not in u for u in listed)
+
+    assert main([*db, "disable", "--email", "Ann@Demo.example"]) == 0
+    assert json.loads(capsys.readouterr().out)["disabled"] is True
+    assert main([*db, "enable", "--email", "ann@demo.example"]) == 0
+    assert json.loads(capsys.readouterr().out)["disabled"] is False
+    assert main([*db, "reset", "--email", "ann@demo.example"]) == 0
+    second = json.loads(capsys.readouterr().out)["password"]
+    assert second != first
+    assert main([*db, "reset", "--email", "nobody@demo.example"]) == 2
+    assert one_line(capsys) == "callbid: email: no user nobody@demo.example"

@@ -8,9 +8,11 @@ import hashlib
 import logging
 import re
 import secrets
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -24,6 +26,7 @@ from callbid.logs import FIELDS
 from callbid.settings import Settings
 
 log = logging.getLogger("callbid.console")
+T = TypeVar("T")
 
 #: Wrong passwords allowed in a row before each further attempt must wait, doubling from 1 s.
 FREE_ATTEMPTS = 5
@@ -241,15 +244,49 @@ async def console_secret(sessions: async_sessionmaker[AsyncSession], settings: S
     return row.value
 
 
-async def add_user_once(
-    settings: Settings, company_id: int, email: str, password: str, role: str
-) -> t.User:
-    """`add_user` on a short-lived engine, for the command line."""
+async def list_users(session: AsyncSession, company_id: int | None = None) -> Sequence[t.User]:
+    """Every user (of `company_id` when given), by company then email."""
+    query = select(t.User).order_by(t.User.company_id, t.User.email)
+    if company_id is not None:
+        query = query.where(t.User.company_id == company_id)
+    return (await session.scalars(query)).all()
+
+
+async def _user_by_email(session: AsyncSession, email: str) -> t.User:
+    user = await session.scalar(select(t.User).where(t.User.email == normalize_email(email)))
+    if user is None:
+        raise NotFound(f"email: no user {email.strip().lower()}")
+    return user
+
+
+async def set_disabled(session: AsyncSession, email: str, disabled: bool) -> t.User:
+    """Disable (signed out everywhere at once) or enable the user; NotFound for no such user."""
+    user = await _user_by_email(session, email)
+    user.disabled = disabled
+    if disabled:
+        await session.execute(delete(t.ConsoleSession).where(t.ConsoleSession.user_id == user.id))
+    return user
+
+
+async def reset_password(session: AsyncSession, email: str, password: str) -> t.User:
+    """A new password for the user, its sessions ended and its wrong-password count cleared;
+    InvalidInput for a short password, NotFound for no such user."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password: at least {MIN_PASSWORD_LENGTH} characters")
+    user = await _user_by_email(session, email)
+    user.password_hash = await asyncio.to_thread(_hasher.hash, password)
+    await session.execute(delete(t.ConsoleSession).where(t.ConsoleSession.user_id == user.id))
+    await session.execute(delete(t.LoginFailure).where(t.LoginFailure.key == f"email:{user.email}"))
+    return user
+
+
+async def in_transaction(settings: Settings, use: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """`use` run in one transaction on a short-lived engine, for the command line."""
     from callbid.adapters.storage.db import create_engine, session_factory
 
     engine = create_engine(settings)
     try:
         async with session_factory(engine).begin() as session:
-            return await add_user(session, company_id, email, password, role)
+            return await use(session)
     finally:
         await engine.dispose()
