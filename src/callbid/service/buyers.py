@@ -31,6 +31,10 @@ class BuyerPinger(Protocol):
         """One reply per ping, in order, by `deadline` (event-loop time); never raises."""
         ...
 
+    def forget_breaker(self, key: str) -> None:
+        """Drop a one-off buyer's circuit (a trial ping's)."""
+        ...
+
     def breaker_state(self, key: str) -> str:
         """`closed`, `half_open` or `open`."""
         ...

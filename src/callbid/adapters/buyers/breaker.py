@@ -86,6 +86,10 @@ class Breakers:
         if circuit is not None and circuit.state is CircuitState.HALF_OPEN:
             circuit.state = CircuitState.OPEN
 
+    def forget(self, key: str) -> None:
+        """Drop `key`'s circuit (a one-off caller's, e.g. a trial ping)."""
+        self._circuits.pop(key, None)
+
     def state(self, key: str) -> str:
         """`closed`, `open` or `half_open` (a probe is out). An open circuit whose cooldown has
         passed stays `open` until a call asks to go through."""

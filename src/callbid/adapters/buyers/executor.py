@@ -165,6 +165,10 @@ class BuyerExecutor:
         """One buyer's circuit state (`closed`, `open`, `half_open`)."""
         return self.breakers.state(key)
 
+    def forget_breaker(self, key: str) -> None:
+        """Drop a one-off buyer's circuit (a trial ping's)."""
+        self.breakers.forget(key)
+
     def breaker_states(self) -> dict[str, str]:
         """Each buyer's circuit state (`closed`, `open`, `half_open`), for metrics."""
         return self.breakers.states()

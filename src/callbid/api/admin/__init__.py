@@ -22,6 +22,7 @@ from callbid.api.admin import (
     reports,
     rtb_keys,
     targets,
+    trials,
     webhooks,
 )
 
@@ -43,6 +44,7 @@ def admin_router() -> APIRouter:
         webhooks.router,
         reports.router,
         replay.router,
+        trials.router,
     ):
         router.include_router(part)
     return router
