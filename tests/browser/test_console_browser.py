@@ -142,6 +142,19 @@ def test_the_owner_follows_a_ping_to_its_call_and_reports(served: Served, browse
     assert page.locator("#totals").inner_text().count("1") >= 1
     shot(page, "reports")
 
+    page.get_by_role("link", name="Campaigns").click()
+    page.get_by_role("link", name="Demo: auto insurance").click()
+    page.locator("#targets tbody tr").first.wait_for()
+    assert page.locator("#targets tbody tr").count() == len(DEMO_TARGETS)
+    shot(page, "overview")
+    page.get_by_role("link", name="Build a publisher's link").first.click()
+    page.get_by_label("Publisher id").fill(demo["publisher_id"])
+    page.get_by_label("Tags, one per line (name or name=value)").fill("caller_zip")
+    page.get_by_role("button", name="Build the links").click()
+    link = page.locator("#rtb-link").inner_text()
+    assert link.startswith(f"{served.url}/rtbs.json?key={demo['key']}&publisher_id=")
+    shot(page, "link-builder")
+
     phone = browser.new_page(viewport={"width": 390, "height": 844})
     sign_in(phone, served.url, demo["email"], demo["password"])
     phone.goto(f"{served.url}/call_reservations/{uuid}")

@@ -100,3 +100,18 @@ def test_links_keep_placeholders_and_refuse_bad_tags() -> None:
             parse_tags(bad)
     with pytest.raises(InvalidInput, match="publisher_id"):
         build_links("http://x", "k", " ")
+
+
+def test_a_target_closed_until_next_week_is_warned_of_unless_it_opens_within_a_day() -> None:
+    weekdays = schedule(*((day, 9, 17) for day in range(5)))
+    target = Target(id=1, name="Weekdays", destination="+1", schedule=weekdays)
+    campaign = Campaign(id=1, company_id=1, name="c", targets=(target,))
+    saturday_noon = datetime(2026, 12, 12, 17, 0, tzinfo=UTC)
+    sunday_evening = datetime(2026, 12, 13, 23, 0, tzinfo=UTC)  # 18:00 in New York
+
+    (warning,) = campaign_warnings(campaign, [], saturday_noon, {})
+    assert warning.message == (
+        "it has no open hours left this week; it opens next Monday 09:00 (America/New_York)"
+    )
+    assert campaign_warnings(campaign, [], sunday_evening, {}) == []
+    assert campaign_warnings(campaign, [], WEDNESDAY_NOON, {}) == []

@@ -14,6 +14,8 @@ from callbid.domain.model import Campaign, RtbKey, Schedule
 #: A buyer whose last this-many pings all failed or timed out is called failing.
 FAILING_AFTER = 3
 FAILED = frozenset({"error", "timeout"})
+#: A target closed for the rest of its week is not warned of if it opens within this long.
+SOON = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,18 +26,32 @@ class Warning:
     message: str
 
 
-def opens_again_this_week(schedule: Schedule, now: datetime) -> bool:
-    """Whether the schedule is open now or opens before its zone's Sunday midnight."""
+def next_opening(schedule: Schedule, now: datetime) -> datetime | None:
+    """When the schedule is next open (`now` when it is open now), on its zone's clock; None
+    when it has no block at all that can open."""
     if not schedule.blocks or is_open(schedule, now):
-        return True
+        return now
     local = now.astimezone(schedule.tz)
     monday = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), local.tzinfo)
-    week_end = monday + timedelta(days=7)
-    for block in schedule.blocks:
-        start = monday + timedelta(days=block.weekday, minutes=block.open)
-        if local < start < week_end:
-            return True
-    return False
+    starts = [
+        monday + timedelta(days=week * 7 + block.weekday, minutes=block.open)
+        for week in (0, 1)
+        for block in schedule.blocks
+    ]
+    later = [start for start in starts if start > local]
+    return min(later) if later else None
+
+
+def opens_again_this_week(schedule: Schedule, now: datetime) -> bool:
+    """Whether the schedule is open now or opens before its zone's Sunday midnight."""
+    opening = next_opening(schedule, now)
+    if opening is None:
+        return False
+    local = now.astimezone(schedule.tz)
+    week_end = datetime.combine(
+        local.date() + timedelta(days=7 - local.weekday()), time(), local.tzinfo
+    )
+    return opening < week_end
 
 
 def failing_buyers(recent_logs: Iterable[Sequence[Mapping[str, object]]]) -> dict[int | None, int]:
@@ -102,11 +118,17 @@ def _keys_without_numbers(campaign: Campaign, keys: Sequence[RtbKey]) -> Iterabl
 
 
 def _targets_without_hours(campaign: Campaign, now: datetime) -> Iterable[Warning]:
+    """Targets closed for the rest of their week, unless they open within a day anyway (a
+    weekday target on a Sunday evening is not news)."""
     for target in campaign.targets:
-        if not target.paused and not opens_again_this_week(target.schedule, now):
-            yield Warning(
-                f"target {target.name}", "it has no open hours left this week in its time zone"
-            )
+        schedule = target.schedule
+        if target.paused or opens_again_this_week(schedule, now):
+            continue
+        opening = next_opening(schedule, now)
+        if opening is not None and opening - now <= SOON:
+            continue
+        when = f"; it opens next {opening:%A %H:%M} ({schedule.tz.key})" if opening else ""
+        yield Warning(f"target {target.name}", f"it has no open hours left this week{when}")
 
 
 def _failing(campaign: Campaign, failing: Mapping[int | None, int]) -> Iterable[Warning]:
