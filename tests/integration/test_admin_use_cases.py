@@ -34,9 +34,11 @@ def buyer(**fields: object) -> TargetCreate:
 async def test_create_and_change_a_target(admins: tuple[Admin, Admin]) -> None:
     a, _ = admins
     created = await targets.create_target(a, buyer(weight=3))
-    assert created.row.company_id == a.company_id and created.ids == []
+    assert created.row.company_id == a.company_id
+    assert created.ids == []
     changed = await targets.update_target(a, created.row.id, TargetUpdate(paused=True))
-    assert changed.row.paused and changed.row.weight == 3
+    assert changed.row.paused
+    assert changed.row.weight == 3
     assert [found.row.id for found in await targets.list_targets(a, 10, 0)] == [created.row.id]
 
 
