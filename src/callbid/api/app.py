@@ -34,13 +34,14 @@ from callbid.api.errors import (
     failed,
     handle_callbid_error,
     handle_http_error,
+    handle_invalid_field,
     handle_validation_error,
     outage_response,
 )
 from callbid.api.owner import owner_router
 from callbid.api.publisher_openapi import install_openapi
 from callbid.console import routes as console
-from callbid.domain.errors import CallbidError
+from callbid.domain.errors import CallbidError, InvalidField
 from callbid.hotstate.memory import MemoryHotState
 from callbid.hotstate.protocol import HotState
 from callbid.hotstate.redis import RedisHotState, connect_redis
@@ -113,6 +114,7 @@ def create_app(
         redoc_url=None,
     )
     app.add_exception_handler(CallbidError, handle_callbid_error)
+    app.add_exception_handler(InvalidField, handle_invalid_field)
     app.add_exception_handler(HTTPException, handle_http_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(Exception, _handle_unexpected)

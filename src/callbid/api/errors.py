@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from callbid.adapters.outage import OutageLog, is_outage, storage_unavailable
-from callbid.domain.errors import CallbidError
+from callbid.domain.errors import CallbidError, InvalidField
 
 JSON = "application/json"
 
@@ -45,9 +47,20 @@ async def handle_http_error(_request: Request, exc: Exception) -> Response:
 
 async def handle_validation_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    return validation_response(exc.errors())
+
+
+async def handle_invalid_field(_request: Request, exc: Exception) -> Response:
+    """A field refused by a business rule answers like one refused by the body's schema."""
+    assert isinstance(exc, InvalidField)
+    return validation_response([{"loc": ("body", *loc), "msg": msg} for loc, msg in exc.problems])
+
+
+def validation_response(errors: Sequence[Any]) -> Response:
+    """422 listing every problem, each with its `loc` (`body`, then the field path)."""
     problems = [
         {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", ""))}
-        for err in exc.errors()
+        for err in errors
     ]
     info = "; ".join(f"{'.'.join(p['loc'][1:]) or p['loc'][0]}: {p['msg']}" for p in problems)
     body = orjson.dumps({"status": "failed", "info": info or "invalid request", "errors": problems})

@@ -61,3 +61,20 @@ class Unavailable(CallbidError):
 
     def __init__(self, info: str, *, retry_after: float | None = 1.0) -> None:
         super().__init__(info, retry_after=retry_after)
+
+
+#: Where a problem stands in the input: field names, and indexes into lists.
+Loc = tuple[str | int, ...]
+
+
+class InvalidField(InvalidInput):
+    """Fields of the input that a business rule refuses; `problems` lists every one found as
+    (`loc`, message), `loc` being the field's path in the input (`("passthrough", "url")`)."""
+
+    status = 422
+
+    def __init__(self, loc: Loc, message: str, *more: tuple[Loc, str]) -> None:
+        self.loc = loc
+        self.message = message
+        self.problems: tuple[tuple[Loc, str], ...] = ((loc, message), *more)
+        super().__init__("; ".join(f"{'.'.join(map(str, p))}: {m}" for p, m in self.problems))

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from callbid.api.admin.fields import (
+from callbid.domain.model import CapTrigger, ListKind, PayoutKind, RoutingStrategy, ShieldScope
+from callbid.service.admin.fields import (
     UNSET,
     CampaignId,
     CapsIn,
@@ -39,8 +40,7 @@ from callbid.api.admin.fields import (
     Ttl,
     Weight,
 )
-from callbid.api.admin.passthrough import PassthroughIn
-from callbid.domain.model import CapTrigger, ListKind, PayoutKind, RoutingStrategy, ShieldScope
+from callbid.service.admin.passthrough import PassthroughIn
 
 REVSHARE_MAX = 100.0
 

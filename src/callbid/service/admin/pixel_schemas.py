@@ -22,7 +22,8 @@ from callbid.adapters.buyers.templates import (
     headers_of,
     url_of,
 )
-from callbid.api.admin.fields import (
+from callbid.domain.pixels import DEFAULT_CONTENT_TYPE, PixelEvent
+from callbid.service.admin.fields import (
     UNSET,
     CampaignId,
     Filters,
@@ -32,7 +33,6 @@ from callbid.api.admin.fields import (
     PatchModel,
     TagFilterOut,
 )
-from callbid.domain.pixels import DEFAULT_CONTENT_TYPE, PixelEvent
 
 #: Headers the HTTP client writes itself: a template must not send them twice.
 RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})

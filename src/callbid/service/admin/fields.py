@@ -1,4 +1,4 @@
-"""Field types, shared shapes and base models of the admin API's request and response bodies."""
+"""Field types, shared shapes and base models of the configuration commands and their views."""
 
 from __future__ import annotations
 
@@ -151,24 +151,6 @@ class OutModel(BaseModel):
     """A response body, read from table rows."""
 
     model_config = ConfigDict(from_attributes=True)
-
-
-class Failure(BaseModel):
-    """Every error answer."""
-
-    status: str = Field("failed", description="always `failed`")
-    info: str = Field(description="what went wrong")
-
-
-class Problem(BaseModel):
-    loc: list[str] = Field(description="where: `body`, then the field path")
-    msg: str
-
-
-class ValidationFailure(Failure):
-    """A refused body or query: every problem found, not just the first."""
-
-    errors: list[Problem]
 
 
 class HoursBlock(BaseModel):

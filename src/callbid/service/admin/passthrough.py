@@ -12,8 +12,8 @@ from typing import Any, Literal
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from callbid.adapters.buyers.templates import passthrough_from
-from callbid.api.admin.fields import InModel
 from callbid.domain.buyers import NumberMode
+from callbid.service.admin.fields import InModel
 
 Template = Literal["custom", "ringba", "callgrid", "retreaver", "callbid"]
 
