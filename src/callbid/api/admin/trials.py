@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from callbid.api.admin.common import ERRORS, CompanyId
-from callbid.api.admin.fields import InModel
-from callbid.api.admin.passthrough import PassthroughIn
 from callbid.api.auth import runtime_of
 from callbid.domain.errors import InvalidInput
+from callbid.service.admin.fields import InModel
+from callbid.service.admin.passthrough import PassthroughIn
 from callbid.service.trial import try_passthrough
 
 router = APIRouter(prefix="/passthrough-trials", tags=["passthrough"], responses=ERRORS)
