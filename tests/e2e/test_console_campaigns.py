@@ -39,7 +39,7 @@ async def test_the_overview_shows_live_state_against_caps(signed_in: Any) -> Non
     assert connected.status_code == 200
     page = await svc.client.get(f"/console/campaigns/{demo['campaign_id']}")
     assert page.status_code == 200
-    rows = re.findall(r"<tr>\s*<td>([^<]+)</td>(.*?)</tr>", page.text, re.S)
+    rows = re.findall(r"<tr>\s*<td>(?:<a [^>]+>)?([^<]+)(?:</a>)?</td>(.*?)</tr>", page.text, re.S)
     states = {name: body for name, body in rows if name in DEMO_TARGETS}
     assert set(states) == set(DEMO_TARGETS)
     acme, beacon = states[DEMO_TARGETS[0]], states[DEMO_TARGETS[1]]

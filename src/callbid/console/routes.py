@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from callbid.api.errors import handle_callbid_error
-from callbid.console import auth, campaigns, logs, pages, reports
+from callbid.console import auth, campaigns, config_pages, logs, pages, reports
 from callbid.domain.errors import CallbidError
 
 ASSETS = Path(__file__).parent / "static"
@@ -31,8 +31,19 @@ def _router() -> APIRouter:
     router.add_api_route("/login", auth.sign_in_submit, methods=["POST"])
     router.add_api_route("/logout", auth.sign_out, methods=["POST"])
     router.add_api_route("/campaigns", campaigns.campaigns_page, methods=["GET"])
+    router.add_api_route("/campaigns/new", config_pages.new_campaign_form, methods=["GET"])
+    router.add_api_route("/campaigns/new", config_pages.create_campaign, methods=["POST"])
     router.add_api_route("/campaigns/{campaign_id}", campaigns.overview_page, methods=["GET"])
     router.add_api_route("/campaigns/{campaign_id}/links", campaigns.links_page, methods=["GET"])
+    router.add_api_route(
+        "/campaigns/{campaign_id}/{slug}/new", config_pages.new_form, methods=["GET"]
+    )
+    router.add_api_route(
+        "/campaigns/{campaign_id}/{slug}/new", config_pages.create, methods=["POST"]
+    )
+    router.add_api_route("/{slug}/{item_id}/edit", config_pages.edit_form, methods=["GET"])
+    router.add_api_route("/{slug}/{item_id}/edit", config_pages.update, methods=["POST"])
+    router.add_api_route("/{slug}/{item_id}/delete", config_pages.delete, methods=["POST"])
     router.add_api_route("/rtb", logs.rtb_log, methods=["GET"])
     router.add_api_route("/rtb/rows", logs.rtb_rows, methods=["GET"])
     router.add_api_route("/calls", logs.calls_log, methods=["GET"])

@@ -57,6 +57,7 @@ class Overview:
     keys: Sequence[t.RtbKey]
     criteria: Sequence[t.ConversionCriterion]
     webhooks: Sequence[t.Webhook]
+    publishers: Sequence[t.Publisher]
     targets: tuple[TargetState, ...]
     warnings: list[Warning] = field(default_factory=list)
 
@@ -70,6 +71,13 @@ async def campaign_overview(runtime: Runtime, company_id: int, campaign_id: int)
         if row is None or campaign is None or row.company_id != company_id:
             raise NotFound("campaign not found")
         parts = await _rows(session, campaign_id)
+        parts["publishers"] = (
+            await session.scalars(
+                select(t.Publisher)
+                .where(t.Publisher.company_id == company_id)
+                .order_by(t.Publisher.publisher_id)
+            )
+        ).all()
         logs = await _recent_logs(session, company_id, campaign_id)
     failing = failing_buyers(logs)
     states = await _target_states(runtime, campaign, now, failing)
