@@ -173,5 +173,10 @@ def _place(state: FormState, names: set[str], loc: list[str], message: str) -> N
             rest = [f"line {int(rest[0]) + 1}", *rest[1:]]
         where = ".".join(rest)
         state.add(loc[0], f"{where}: {message}" if where else message)
+        return
+    # A rule over several fields names the one at fault first (`Value error, url: …`).
+    named = message.removeprefix("Value error, ").partition(": ")[0]
+    if named in names:
+        state.add(named, message)
     else:
         state.add(GENERAL, f"{'.'.join(loc)}: {message}" if loc else message)

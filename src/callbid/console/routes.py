@@ -9,7 +9,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from callbid.api.errors import handle_callbid_error
-from callbid.console import auth, campaigns, config_pages, logs, pages, reports
+from callbid.console import (
+    auth,
+    buyer_api,
+    campaigns,
+    config_pages,
+    logs,
+    pages,
+    reports,
+)
 from callbid.domain.errors import CallbidError
 
 ASSETS = Path(__file__).parent / "static"
@@ -40,6 +48,12 @@ def _router() -> APIRouter:
     )
     router.add_api_route(
         "/campaigns/{campaign_id}/{slug}/new", config_pages.create, methods=["POST"]
+    )
+    router.add_api_route(
+        "/targets/{target_id}/buyer-api", buyer_api.buyer_api_page, methods=["GET"]
+    )
+    router.add_api_route(
+        "/targets/{target_id}/buyer-api", buyer_api.buyer_api_submit, methods=["POST"]
     )
     router.add_api_route("/{slug}/{item_id}/edit", config_pages.edit_form, methods=["GET"])
     router.add_api_route("/{slug}/{item_id}/edit", config_pages.update, methods=["POST"])
