@@ -179,3 +179,27 @@ async def test_a_viewer_sees_no_form_and_cannot_post(owner: Any) -> None:
         "/api/v1/campaigns", headers={"Authorization": f"Bearer {demo['admin_token']}"}
     )
     assert [c["name"] for c in listed.json()] == ["Demo: auto insurance"]
+
+
+async def test_rotating_a_key_refuses_the_old_one(owner: Any) -> None:
+    svc, demo = owner
+    old = demo["key"]
+    params = {"publisher_id": demo["publisher_id"], "caller_number": "+12125550123"}
+    assert (await svc.client.post("/rtbs.json", params={"key": old, **params})).status_code == 200
+    page = await svc.client.get(f"/console/keys/{old}/edit")
+    rotated = await svc.client.post(
+        f"/console/keys/{old}/rotate", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert rotated.status_code == 303
+    assert (await svc.client.post("/rtbs.json", params={"key": old, **params})).status_code == 401
+    admin = {"Authorization": f"Bearer {demo['admin_token']}"}
+    (key,) = (await svc.client.get("/api/v1/rtb-keys", headers=admin)).json()
+    assert key["key"] != old
+    assert key["name"] == "Demo RTB key"
+    fresh = await svc.client.post(
+        "/rtbs.json", params={"key": key["key"], **params, "caller_number": "+12125550124"}
+    )
+    assert fresh.json()["status"] == "reserved"
+    api = await svc.client.post(f"/api/v1/rtb-keys/{key['key']}/rotate", headers=admin)
+    assert api.status_code == 200
+    assert api.json()["key"] not in (old, key["key"])

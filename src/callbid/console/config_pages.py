@@ -16,7 +16,7 @@ from callbid.console.entities import CAMPAIGNS, ENTITIES, TARGETS, Entity
 from callbid.console.forms import FormState, note_refusal, to_body, typed_values
 from callbid.console.templating import render
 from callbid.domain.errors import CallbidError, Forbidden, NotFound
-from callbid.service.admin import campaigns
+from callbid.service.admin import campaigns, rtb_keys
 from callbid.service.admin.common import Linked
 from callbid.service.admin.context import Admin
 from callbid.service.admin.schemas import CampaignUpdate
@@ -243,3 +243,15 @@ async def create_campaign(
     request: Request, principal: Principal = Depends(console_principal)
 ) -> Response:
     return await create(request, CAMPAIGNS.slug, None, principal)
+
+
+async def rotate_key(
+    request: Request, item_id: str, principal: Principal = Depends(console_principal)
+) -> Response:
+    """A new key replaces this one (same settings); back to its campaign."""
+    require_admin(principal)
+    await checked_form(request, principal)
+    runtime = runtime_of(request)
+    async with runtime.sessions() as session:
+        fresh = await rtb_keys.rotate_key(Admin(session, runtime, principal.company_id), item_id)
+    return RedirectResponse(_back(fresh.campaign_id), status_code=303)

@@ -55,6 +55,7 @@ def _router() -> APIRouter:
     router.add_api_route(
         "/targets/{target_id}/buyer-api", buyer_api.buyer_api_submit, methods=["POST"]
     )
+    router.add_api_route("/keys/{item_id}/rotate", config_pages.rotate_key, methods=["POST"])
     router.add_api_route("/{slug}/{item_id}/edit", config_pages.edit_form, methods=["GET"])
     router.add_api_route("/{slug}/{item_id}/edit", config_pages.update, methods=["POST"])
     router.add_api_route("/{slug}/{item_id}/delete", config_pages.delete, methods=["POST"])

@@ -55,6 +55,17 @@ async def update_key(key: str, body: RtbKeyUpdate, admin: AdminContext) -> RtbKe
     return RtbKeyOut.model_validate(await rtb_keys.update_key(admin, key, body))
 
 
+@router.post(
+    "/{key}/rotate",
+    response_model=RtbKeyOut,
+    summary="Rotate an RTB key",
+    description="A new key with the same settings replaces it; the old key is refused (401) "
+    "from the next ping on. Hand publishers the new link.",
+)
+async def rotate_key(key: str, admin: AdminContext) -> RtbKeyOut:
+    return RtbKeyOut.model_validate(await rtb_keys.rotate_key(admin, key))
+
+
 @router.delete("/{key}", status_code=204, summary="Delete an RTB key")
 async def delete_key(key: str, admin: AdminContext) -> None:
     await rtb_keys.delete_key(admin, key)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from callbid.adapters.storage import tables as t
 from callbid.domain.errors import InvalidField
-from callbid.service.admin.common import apply, check_ref, owned, page, remove, save
+from callbid.service.admin.common import apply, check_ref, columns, owned, page, remove, save
 from callbid.service.admin.context import Admin
 from callbid.service.admin.schemas import RtbKeyCreate, RtbKeyUpdate
 
@@ -68,6 +68,19 @@ async def update_key(admin: Admin, key: str, body: RtbKeyUpdate) -> t.RtbKey:
     apply(row, body.changes())
     await save(admin)
     return row
+
+
+async def rotate_key(admin: Admin, key: str) -> t.RtbKey:
+    """The key replaced by a new one with the same settings: the old key stops working on the
+    next ping (its past requests keep naming it); NotFound for another company's key."""
+    row = await owned(admin, t.RtbKey, key, "RTB key")
+    settings = {name: value for name, value in columns(row).items() if name != "key"}
+    fresh = t.RtbKey(key=str(uuid.uuid4()), **settings)
+    await admin.session.delete(row)
+    await admin.session.flush()
+    admin.session.add(fresh)
+    await save(admin)
+    return fresh
 
 
 async def delete_key(admin: Admin, key: str) -> None:
