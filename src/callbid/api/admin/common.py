@@ -15,7 +15,17 @@ from callbid.service.admin.common import DEFAULT_LIMIT
 from callbid.service.admin.context import Admin
 from callbid.service.admin.fields import MAX_INT
 
-__all__ = ["DEFAULT_LIMIT", "ERRORS", "AdminContext", "CompanyId", "Limit", "Offset", "Session"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "ERRORS",
+    "AdminContext",
+    "CampaignFilter",
+    "CompanyId",
+    "Limit",
+    "Offset",
+    "Session",
+    "admin_context",
+]
 
 MAX_LIMIT = 1000
 

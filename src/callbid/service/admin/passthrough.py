@@ -1,6 +1,6 @@
-"""The passthrough webhook body of targets and campaigns in the admin API.
+"""The passthrough (a buyer's ping API) of target and campaign commands.
 
-The API stores what the owner sent (a template name and the fields that override it), so a
+The service stores what the owner sent (a template name and the fields that override it), so a
 template's fixes reach every buyer configured from it; `adapters/buyers/templates.py` checks it
 and builds the effective configuration.
 """

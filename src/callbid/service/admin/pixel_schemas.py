@@ -1,5 +1,5 @@
-"""Request and response bodies of `/webhooks` (pixels): the Create/Update/Out trio, and the
-deliveries with their attempts.
+"""Pixel (webhook) commands and views: the Create/Update/Out trio, and the deliveries with
+their attempts.
 
 URL, headers and content type are checked by the same rules as a buyer's passthrough
 (`adapters/buyers/templates.py`); `[tokens]` may stand anywhere in the URL, header values and

@@ -1,4 +1,4 @@
-"""Request and response bodies of the admin API, one Create/Update/Out trio per resource."""
+"""Configuration commands and views: one Create/Update/Out trio per entity (API bodies too)."""
 
 from __future__ import annotations
 
