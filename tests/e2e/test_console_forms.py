@@ -203,3 +203,90 @@ async def test_rotating_a_key_refuses_the_old_one(owner: Any) -> None:
     api = await svc.client.post(f"/api/v1/rtb-keys/{key['key']}/rotate", headers=admin)
     assert api.status_code == 200
     assert api.json()["key"] not in (old, key["key"])
+
+
+async def test_caller_lists_take_a_csv_and_groups_their_members(owner: Any) -> None:
+    svc, demo = owner
+    admin = {"Authorization": f"Bearer {demo['admin_token']}"}
+    page = await svc.client.get("/console/new/lists")
+    csv_file = b"name,phone\nAnn,(212) 555-0101\nBob,+1 312 555 0102\nnot a number,x\n"
+    created = await svc.client.post(
+        "/console/new/lists",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "name": "Do not call",
+            "kind": "block",
+            "numbers": "+13035550103",
+        },
+        files={"numbers_csv": ("dnc.csv", csv_file, "text/csv")},
+    )
+    assert created.status_code == 303, created.text
+    (stored,) = (await svc.client.get("/api/v1/caller-lists", headers=admin)).json()
+    listed = (await svc.client.get(f"/api/v1/caller-lists/{stored['id']}", headers=admin)).json()
+    assert sorted(listed["numbers"]) == ["+12125550101", "+13035550103", "+13125550102"]
+
+    targets = (await svc.client.get("/api/v1/targets", headers=admin)).json()
+    page = await svc.client.get("/console/new/groups")
+    assert all(t["name"] in html.unescape(page.text) for t in targets)
+    group = await svc.client.post(
+        "/console/new/groups",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "name": "Shared",
+            "timezone": "UTC",
+            "daily_cap": "5",
+            "target_ids": [str(targets[0]["id"]), str(targets[2]["id"])],
+        },
+    )
+    assert group.status_code == 303, group.text
+    groups = (await svc.client.get("/api/v1/target-groups", headers=admin)).json()
+    shared = next(g for g in groups if g["name"] == "Shared")
+    assert (shared["daily_cap"], shared["target_ids"]) == (5, [targets[0]["id"], targets[2]["id"]])
+    listing = await svc.client.get("/console/campaigns")
+    assert "Do not call" in listing.text
+    assert "Shared" in listing.text
+
+
+async def test_a_pixels_deliveries_are_listed_and_sent_again(make_service: Any) -> None:
+    async with make_service(seed_demo=True, buyer_allow_networks=["127.0.0.0/8"]) as svc:
+        demo = await svc.demo()
+        await sign_in(svc.client, demo["email"], demo["password"])
+        new = f"/console/campaigns/{demo['campaign_id']}/pixels/new"
+        made = await post_form(
+            svc.client,
+            new,
+            {
+                "name": "Tell the CRM",
+                "event": "reserved",
+                "method": "POST",
+                "url": "http://127.0.0.1:9/hook?caller=[caller_number]",
+                "headers": "X-Token: t-1",
+                "content_type": "application/json",
+                "body": '{"payout": "[payout]"}',
+                "enabled": "on",
+            },
+        )
+        assert made.status_code == 303, made.text
+        await svc.client.post(
+            "/rtbs.json",
+            params={
+                "key": demo["key"],
+                "publisher_id": demo["publisher_id"],
+                "caller_number": "+12125550123",
+            },
+        )
+        admin = {"Authorization": f"Bearer {demo['admin_token']}"}
+        (pixel,) = (await svc.client.get("/api/v1/webhooks", headers=admin)).json()
+        assert pixel["headers"] == {"X-Token": "t-1"}
+        log = await svc.client.get(f"/console/pixels/{pixel['id']}/deliveries")
+        assert "hook?caller=%2B12125550123" in log.text
+        delivery = re.search(r"deliveries/([0-9a-f-]{36})/resend", log.text)
+        assert delivery is not None
+        again = await svc.client.post(
+            f"/console/pixels/{pixel['id']}/deliveries/{delivery.group(1)}/resend",
+            data={"csrf_token": csrf_of(log.text)},
+        )
+        assert again.status_code == 303
+        found = await svc.client.get(f"/api/v1/webhooks/{pixel['id']}/deliveries", headers=admin)
+        assert len(found.json()) == 2
+        assert {d["url"] for d in found.json()} == {"http://127.0.0.1:9/hook?caller=%2B12125550123"}

@@ -3,6 +3,8 @@ and the link builder of its RTB keys."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, Request
 from sqlalchemy import select
 from starlette.responses import Response
@@ -20,14 +22,29 @@ from callbid.service.users import Principal
 async def campaigns_page(
     request: Request, principal: Principal = Depends(console_principal)
 ) -> Response:
+    """The company's campaigns, and what belongs to no one campaign: target groups and caller
+    lists."""
+    company = principal.company_id
     async with runtime_of(request).sessions() as session:
-        found = await session.scalars(
-            select(t.Campaign)
-            .where(t.Campaign.company_id == principal.company_id)
-            .order_by(t.Campaign.id)
-        )
-        campaigns = found.all()
-    return render(request, "campaigns.html", principal, section="campaigns", campaigns=campaigns)
+
+        async def rows(model: Any, order: Any) -> Any:
+            found = await session.scalars(
+                select(model).where(model.company_id == company).order_by(order)
+            )
+            return found.all()
+
+        campaigns = await rows(t.Campaign, t.Campaign.id)
+        groups = await rows(t.TargetGroup, t.TargetGroup.name)
+        lists = await rows(t.CallerList, t.CallerList.name)
+    return render(
+        request,
+        "campaigns.html",
+        principal,
+        section="campaigns",
+        campaigns=campaigns,
+        groups=groups,
+        lists=lists,
+    )
 
 
 async def overview_page(

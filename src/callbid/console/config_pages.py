@@ -4,24 +4,32 @@ words, with what was typed kept; viewers see no form and their posts are refused
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from fastapi import Depends, Request
 from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response
 
+from callbid.adapters.phone import to_e164
+from callbid.adapters.storage import tables as t
 from callbid.api.auth import runtime_of
 from callbid.console.auth import checked_form, console_principal
 from callbid.console.entities import CAMPAIGNS, ENTITIES, TARGETS, Entity
 from callbid.console.forms import FormState, note_refusal, to_body, typed_values
 from callbid.console.templating import render
 from callbid.domain.errors import CallbidError, Forbidden, NotFound
-from callbid.service.admin import campaigns, rtb_keys
+from callbid.service.admin import campaigns, rtb_keys, webhooks
 from callbid.service.admin.common import Linked
 from callbid.service.admin.context import Admin
 from callbid.service.admin.schemas import CampaignUpdate
 from callbid.service.users import Principal
 
+MAX_UPLOAD_BYTES = 5_000_000
+DELIVERIES_SHOWN = 100
 VIEWERS_REFUSED = "viewers can change nothing here: ask an admin of your company"
 
 
@@ -49,7 +57,34 @@ def _back(campaign_id: int | None) -> str:
     return f"/console/campaigns/{campaign_id}" if campaign_id else "/console/campaigns"
 
 
-def _form_page(
+SOURCES: dict[str, Any] = {
+    "targets": (t.Target, t.Target.name),
+    "groups": (t.TargetGroup, t.TargetGroup.name),
+    "caller_lists": (t.CallerList, t.CallerList.name),
+}
+
+
+async def _choices(
+    request: Request, principal: Principal, entity: Entity
+) -> dict[str, list[tuple[str, str]]]:
+    """The company's rows each select or multi of `entity` offers, by field name."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    async with runtime_of(request).sessions() as session:
+        for f in entity.fields:
+            if not f.source:
+                continue
+            model, name = SOURCES[f.source]
+            rows = await session.execute(
+                select(model.id, name)
+                .where(model.company_id == principal.company_id)
+                .order_by(name)
+            )
+            offered = [(str(row_id), label) for row_id, label in rows.all()]
+            found[f.name] = [("", "none"), *offered] if f.kind == "select" else offered
+    return found
+
+
+async def _form_page(
     request: Request,
     principal: Principal,
     entity: Entity,
@@ -71,6 +106,7 @@ def _form_page(
         campaign_id=campaign_id,
         editing=editing,
         status_code=status_code,
+        choices=await _choices(request, principal, entity),
     )
 
 
@@ -83,7 +119,7 @@ async def new_form(
     entity = _entity(slug)
     require_admin(principal)
     action = request.url.path
-    return _form_page(
+    return await _form_page(
         request,
         principal,
         entity,
@@ -104,6 +140,7 @@ async def create(
     require_admin(principal)
     form = await checked_form(request, principal)
     state = FormState(typed_values(form, entity.fields))
+    await _add_uploaded_numbers(form, state)
     body = to_body(state.values, entity.fields, state)
     if entity.in_campaign:
         body["campaign_id"] = campaign_id
@@ -113,7 +150,7 @@ async def create(
             request, principal, state, entity, _creating(entity, body, campaign_id)
         )
     if created is None:
-        return _form_page(
+        return await _form_page(
             request,
             principal,
             entity,
@@ -126,6 +163,29 @@ async def create(
     if entity is CAMPAIGNS:
         return RedirectResponse(_back(_row(created).id), status_code=303)
     return RedirectResponse(_back(campaign_id), status_code=303)
+
+
+async def _add_uploaded_numbers(form: Any, state: FormState) -> None:
+    """A caller list's CSV upload: each cell that reads as a phone number joins `numbers`."""
+    upload = form.get("numbers_csv")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return
+    try:
+        raw = await upload.read(MAX_UPLOAD_BYTES + 1)
+    finally:
+        await upload.close()
+    if len(raw) > MAX_UPLOAD_BYTES:
+        state.add("numbers", f"the file is over {MAX_UPLOAD_BYTES // 1_000_000} MB")
+        return
+    cells = (
+        c.strip() for row in csv.reader(io.StringIO(raw.decode("utf-8", "replace"))) for c in row
+    )
+    found = [cell for cell in cells if to_e164(cell)]
+    if not found:
+        state.add("numbers", f"{upload.filename}: no phone number in it")
+        return
+    typed = str(state.values.get("numbers", ""))
+    state.values["numbers"] = "\n".join(filter(None, [typed, *found]))
 
 
 def _creating(entity: Entity, body: dict[str, Any], campaign_id: int | None) -> Any:
@@ -171,7 +231,7 @@ async def edit_form(
             Admin(session, runtime, principal.company_id), _item_id(entity, item_id)
         )
     campaign_id = getattr(_row(found), "campaign_id", None) or _campaign_param(request)
-    return _form_page(
+    return await _form_page(
         request,
         principal,
         entity,
@@ -195,6 +255,7 @@ async def update(
     form = await checked_form(request, principal)
     key = _item_id(entity, item_id)
     state = FormState(typed_values(form, entity.fields))
+    await _add_uploaded_numbers(form, state)
     body = to_body(state.values, entity.fields, state)
     campaign_id = _campaign_param(request)
 
@@ -203,7 +264,7 @@ async def update(
 
     updated = None if state.errors else await _run(request, principal, state, entity, use)
     if updated is None:
-        return _form_page(
+        return await _form_page(
             request,
             principal,
             entity,
@@ -255,3 +316,50 @@ async def rotate_key(
     async with runtime.sessions() as session:
         fresh = await rtb_keys.rotate_key(Admin(session, runtime, principal.company_id), item_id)
     return RedirectResponse(_back(fresh.campaign_id), status_code=303)
+
+
+async def new_company_form(
+    request: Request, slug: str, principal: Principal = Depends(console_principal)
+) -> Response:
+    """A row that belongs to no campaign (a target group, a caller list)."""
+    return await new_form(request, slug, None, principal)
+
+
+async def create_company_row(
+    request: Request, slug: str, principal: Principal = Depends(console_principal)
+) -> Response:
+    return await create(request, slug, None, principal)
+
+
+async def deliveries_page(
+    request: Request, webhook_id: int, principal: Principal = Depends(console_principal)
+) -> Response:
+    """A pixel's delivery log: each rendered request, its status and every attempt."""
+    runtime = runtime_of(request)
+    async with runtime.sessions() as session:
+        admin = Admin(session, runtime, principal.company_id)
+        pixel = await webhooks.read_webhook(admin, webhook_id)
+        found = await webhooks.list_deliveries(admin, webhook_id, DELIVERIES_SHOWN, 0)
+    return render(
+        request,
+        "deliveries.html",
+        principal,
+        section="campaigns",
+        pixel=pixel,
+        deliveries=found,
+    )
+
+
+async def resend(
+    request: Request,
+    webhook_id: int,
+    delivery_id: str,
+    principal: Principal = Depends(console_principal),
+) -> Response:
+    require_admin(principal)
+    await checked_form(request, principal)
+    runtime = runtime_of(request)
+    async with runtime.sessions() as session:
+        admin = Admin(session, runtime, principal.company_id)
+        await webhooks.resend_delivery(admin, webhook_id, delivery_id)
+    return RedirectResponse(f"/console/pixels/{webhook_id}/deliveries", status_code=303)

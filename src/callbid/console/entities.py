@@ -10,7 +10,18 @@ from typing import Any
 from pydantic import BaseModel
 
 from callbid.console.forms import Field, filters_text, hours_text
-from callbid.service.admin import campaigns, criteria, numbers, publishers, rtb_keys, targets
+from callbid.service.admin import (
+    caller_lists,
+    campaigns,
+    criteria,
+    groups,
+    numbers,
+    pixel_schemas,
+    publishers,
+    rtb_keys,
+    targets,
+    webhooks,
+)
 from callbid.service.admin import schemas as s
 from callbid.service.admin.common import Linked
 from callbid.service.admin.context import Admin
@@ -67,7 +78,12 @@ class Entity:
             elif f.kind == "check":
                 values[f.name] = bool(value)
             elif f.kind == "multi":
-                values[f.name] = [str(i) for i in (found.ids if isinstance(found, Linked) else [])]
+                ids = found.ids if isinstance(found, Linked) else (value or [])
+                values[f.name] = [str(i) for i in ids]
+            elif f.kind == "lines":
+                values[f.name] = "\n".join(value or [])
+            elif f.kind == "headers":
+                values[f.name] = "\n".join(f"{k}: {v}" for k, v in (value or {}).items())
             else:
                 values[f.name] = "" if value is None else str(value)
         return values
@@ -84,8 +100,10 @@ class Entity:
             )
             if f.kind == "check":
                 values[f.name] = bool(default)
-            elif f.kind in ("hours", "filters") or default is None:
-                values[f.name] = [] if f.kind == "multi" else ""
+            elif f.kind == "multi":
+                values[f.name] = [str(i) for i in default or []]
+            elif f.kind in ("hours", "filters", "lines", "headers") or default is None:
+                values[f.name] = ""
             else:
                 values[f.name] = str(getattr(default, "value", default))
         return values
@@ -114,6 +132,15 @@ TARGETS = Entity(
             choices=(("connect", "it connects"), ("conversion", "it converts")),
         ),
         Field("filters", "Tag filters", "filters", FILTERS_HELP),
+        Field(
+            "caller_list_id",
+            "Caller list",
+            "select",
+            "block or allow these callers",
+            empty=None,
+            source="caller_lists",
+        ),
+        Field("group_ids", "Target groups", "multi", "their caps are shared", source="groups"),
         Field("ring_timeout", "Ring timeout (seconds)", "number"),
         Field("dedupe_seconds", "Refuse a repeat caller within (seconds)", "number"),
         Field("paused", "Paused", "check"),
@@ -235,4 +262,88 @@ KEYS = Entity(
     rtb_keys.update_key,
     rtb_keys.delete_key,
 )
-ENTITIES = {e.slug: e for e in (CAMPAIGNS, TARGETS, NUMBERS, PUBLISHERS, CRITERIA, KEYS)}
+GROUPS = Entity(
+    "groups",
+    "target group",
+    (
+        Field("name", "Name", required=True),
+        TIMEZONE,
+        *CAPS,
+        Field("target_ids", "Members", "multi", source="targets"),
+    ),
+    s.TargetGroupCreate,
+    s.TargetGroupUpdate,
+    groups.create_group,
+    groups.read_group,
+    groups.update_group,
+    groups.delete_group,
+    in_campaign=False,
+)
+LISTS = Entity(
+    "lists",
+    "caller list",
+    (
+        Field("name", "Name", required=True),
+        Field(
+            "kind",
+            "Kind",
+            "select",
+            choices=(("block", "block: refuse these callers"), ("allow", "allow: only these")),
+        ),
+        Field(
+            "numbers",
+            "Numbers",
+            "lines",
+            "one per line, or upload a CSV below (each cell that is a phone number is taken)",
+        ),
+    ),
+    s.CallerListCreate,
+    s.CallerListUpdate,
+    caller_lists.create_list,
+    caller_lists.read_list,
+    caller_lists.update_list,
+    caller_lists.delete_list,
+    in_campaign=False,
+)
+PIXELS = Entity(
+    "pixels",
+    "pixel",
+    (
+        Field("name", "Name"),
+        Field(
+            "event",
+            "When",
+            "select",
+            choices=(
+                ("reserved", "a ping is reserved"),
+                ("call_started", "a call arrives"),
+                ("answered", "the buyer answers"),
+                ("converted", "a call converts"),
+                ("expired", "a reservation expires unused"),
+            ),
+        ),
+        Field("method", "Method", "select", choices=_choices("POST", "GET", "PUT", "PATCH")),
+        Field(
+            "url",
+            "URL",
+            help="[tokens] are replaced: [caller_number], [payout], "
+            "[reservation_uuid], [publisher_id], …",
+            required=True,
+        ),
+        Field("headers", "Headers", "headers", "one per line: Name: value"),
+        Field("content_type", "Content type"),
+        Field("body", "Body", "textarea", empty=None),
+        Field("conditions", "Only when", "filters", FILTERS_HELP),
+        Field("enabled", "Enabled", "check"),
+    ),
+    pixel_schemas.WebhookCreate,
+    pixel_schemas.WebhookUpdate,
+    webhooks.create_webhook,
+    webhooks.read_webhook,
+    webhooks.update_webhook,
+    webhooks.delete_webhook,
+)
+ENTITIES = {
+    e.slug: e
+    for e in (CAMPAIGNS, TARGETS, NUMBERS, PUBLISHERS, CRITERIA, KEYS, GROUPS, LISTS, PIXELS)
+}

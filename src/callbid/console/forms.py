@@ -23,7 +23,9 @@ GENERAL = "__all__"
 @dataclass(frozen=True, slots=True)
 class Field:
     """One input. `kind`: text, number, check, select, multi (several ids), textarea, hours
-    (one block per line) or filters (one rule per line)."""
+    (one block per line), filters (one rule per line), lines (one value per line) or headers
+    (`Name: value` per line). `source` names the company's rows a select or multi offers
+    (`targets`, `groups`, `caller_lists`)."""
 
     name: str
     label: str
@@ -33,6 +35,7 @@ class Field:
     required: bool = False
     #: What an empty text or choice means (`None` for an optional reference).
     empty: Any = ""
+    source: str = ""
 
 
 @dataclass(slots=True)
@@ -85,6 +88,10 @@ def _convert(f: Field, value: Any) -> Any:
         return [parse_hours_line(line) for line in _lines(text)]
     if f.kind == "filters":
         return [parse_filter_line(line) for line in _lines(text)]
+    if f.kind == "lines":
+        return _lines(text)
+    if f.kind == "headers":
+        return dict(parse_header_line(line) for line in _lines(text))
     return text if text else f.empty
 
 
@@ -117,6 +124,14 @@ def parse_hours_line(line: str) -> dict[str, Any]:
     if not days or not dash:
         raise ValueError(f"{line!r}: write days then HH:MM-HH:MM, e.g. mon-fri 09:00-17:00")
     return {"days": parse_days(days), "open": opening.strip(), "close": closing.strip()}
+
+
+def parse_header_line(line: str) -> tuple[str, str]:
+    """`X-Api-Key: secret` as a header's name and value."""
+    name, sep, value = line.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"{line!r}: write Name: value")
+    return name.strip(), value.strip()
 
 
 def parse_filter_line(line: str) -> dict[str, Any]:

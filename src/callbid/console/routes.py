@@ -55,6 +55,16 @@ def _router() -> APIRouter:
     router.add_api_route(
         "/targets/{target_id}/buyer-api", buyer_api.buyer_api_submit, methods=["POST"]
     )
+    router.add_api_route(
+        "/pixels/{webhook_id}/deliveries", config_pages.deliveries_page, methods=["GET"]
+    )
+    router.add_api_route(
+        "/pixels/{webhook_id}/deliveries/{delivery_id}/resend",
+        config_pages.resend,
+        methods=["POST"],
+    )
+    router.add_api_route("/new/{slug}", config_pages.new_company_form, methods=["GET"])
+    router.add_api_route("/new/{slug}", config_pages.create_company_row, methods=["POST"])
     router.add_api_route("/keys/{item_id}/rotate", config_pages.rotate_key, methods=["POST"])
     router.add_api_route("/{slug}/{item_id}/edit", config_pages.edit_form, methods=["GET"])
     router.add_api_route("/{slug}/{item_id}/edit", config_pages.update, methods=["POST"])

@@ -90,3 +90,16 @@ async def list_deliveries(
 ) -> list[DeliveryOut]:
     found = await webhooks.list_deliveries(admin, webhook_id, limit, offset, status)
     return [delivery_out(d) for d in found]
+
+
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/resend",
+    status_code=201,
+    response_model=DeliveryOut,
+    summary="Send a delivery again",
+    description="Queues the delivery again, exactly as it was rendered, as a new delivery due "
+    "now; it is sent at least once with the usual retries.",
+)
+async def resend_delivery(webhook_id: int, delivery_id: str, admin: AdminContext) -> DeliveryOut:
+    again = await webhooks.resend_delivery(admin, webhook_id, delivery_id)
+    return delivery_out(webhooks.Delivery(again, []))

@@ -9,12 +9,14 @@ from typing import Literal
 from sqlalchemy import select, update
 
 from callbid.adapters.storage import tables as t
-from callbid.domain.errors import InvalidField
+from callbid.domain.errors import InvalidField, NotFound
 from callbid.domain.pixels import DEFAULT_CONTENT_TYPE, PixelEvent
+from callbid.ids import new_id
 from callbid.service.admin.common import (
     apply,
     check_outbound,
     check_ref,
+    commit,
     owned,
     page,
     remove,
@@ -118,6 +120,35 @@ async def list_deliveries(
     rows = (await admin.session.scalars(query.limit(limit).offset(offset))).all()
     attempts = await attempts_of(admin, [r.id for r in rows])
     return [Delivery(r, attempts.get(r.id, [])) for r in rows]
+
+
+async def resend_delivery(admin: Admin, webhook_id: int, delivery_id: str) -> t.WebhookDelivery:
+    """The pixel's delivery queued again as a new delivery, exactly as it was rendered, due
+    now (the dispatcher sends it at least once, with the usual retries); NotFound for another
+    company's pixel or a delivery not of it."""
+    await owned(admin, t.Webhook, webhook_id, "webhook")
+    sent = await admin.session.get(t.WebhookDelivery, delivery_id)
+    if sent is None or sent.webhook_id != webhook_id or sent.company_id != admin.company_id:
+        raise NotFound("delivery not found")
+    now = admin.runtime.clock()
+    again = t.WebhookDelivery(
+        id=new_id(),
+        company_id=sent.company_id,
+        webhook_id=webhook_id,
+        event=sent.event,
+        subject=sent.subject,
+        method=sent.method,
+        url=sent.url,
+        headers=dict(sent.headers),
+        body=sent.body,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    admin.session.add(again)
+    await commit(admin.session)
+    return again
 
 
 async def attempts_of(
