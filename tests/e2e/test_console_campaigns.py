@@ -128,3 +128,14 @@ async def test_links_use_the_public_url(make_service: Any) -> None:
         assert f"https://calls.example.com/rtbs.json?key={demo['key']}&amp;publisher_id=p1" in (
             page.text
         )
+
+
+async def test_a_console_address_that_is_no_page_answers_an_html_404(signed_in: Any) -> None:
+    svc, _ = signed_in
+    for path in ("/console/campaigns/abc", "/console/nothing-here", "/console/targets/x/edit"):
+        page = await svc.client.get(path)
+        assert page.status_code == 404, path
+        assert page.headers["content-type"].startswith("text/html")
+        assert "page not found" in page.text or "not found" in page.text
+    api = await svc.client.get("/api/v1/campaigns/abc")
+    assert api.headers["content-type"] == "application/json"

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from callbid.api.errors import handle_callbid_error
+from callbid.api.errors import handle_callbid_error, handle_http_error, handle_validation_error
 from callbid.console import (
     auth,
     buyer_api,
@@ -18,7 +20,7 @@ from callbid.console import (
     pages,
     reports,
 )
-from callbid.domain.errors import CallbidError
+from callbid.domain.errors import CallbidError, NotFound
 
 ASSETS = Path(__file__).parent / "static"
 
@@ -30,6 +32,8 @@ def install(app: FastAPI) -> None:
     app.mount("/console/static", StaticFiles(directory=ASSETS), name="console-assets")
     app.add_exception_handler(auth.SignInRequired, _sign_in_required)
     app.add_exception_handler(CallbidError, _callbid_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
 
 
 def _router() -> APIRouter:
@@ -88,13 +92,32 @@ async def _sign_in_required(request: Request, exc: Exception) -> Response:
     return auth.redirect_to_sign_in(request, exc)
 
 
-async def _callbid_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CallbidError)
+def _for_browser(request: Request) -> bool:
     path = request.url.path
-    if path.startswith("/console") or (
+    return path.startswith("/console") or (
         path.startswith("/call_reservations/")
         and pages.prefers_html(request.headers.get("accept", ""))
-    ):
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """A console address whose id is not one (`/console/campaigns/abc`) is a page not found."""
+    if request.url.path.startswith("/console"):
+        return auth.error_page(request, NotFound("page not found"), 404)
+    return await handle_validation_error(request, exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/console"):
+        message = "page not found" if exc.status_code == 404 else str(exc.detail)
+        return auth.error_page(request, CallbidError(message), exc.status_code)
+    return await handle_http_error(request, exc)
+
+
+async def _callbid_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CallbidError)
+    if _for_browser(request):
         response = auth.error_page(request, exc, exc.status)
         if exc.retry_after is not None:
             response.headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
