@@ -4,6 +4,7 @@ Redis forgetting its scripts, and one caller giving up never disturbs the others
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +18,8 @@ from tests.contract.test_hotstate_contract import candidate, order
 
 pytestmark = pytest.mark.redis
 
-URL = "redis://127.0.0.1:6379/15"
+#: The contract suite's database, which both empty.
+URL = os.environ.get("CALLBID_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture
