@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 from sqlalchemy import select
@@ -91,8 +92,6 @@ async def _campaigns(request: Request, company_id: int) -> list[t.Campaign]:
 
 def _query_without(request: Request, *names: str) -> str:
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in names and v]
-    from urllib.parse import urlencode
-
     return urlencode(kept)
 
 

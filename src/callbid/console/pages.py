@@ -20,6 +20,7 @@ from callbid.console.auth import checked_form, console_principal
 from callbid.console.templating import render
 from callbid.domain.errors import NotFound
 from callbid.service.ping import answer_of_row, effective_status
+from callbid.service.replay import replay_reservation
 from callbid.service.users import Principal
 
 #: A buyer's raw answer is shown up to this many characters.
@@ -104,8 +105,6 @@ async def replay_page(
     request: Request, uuid: str, principal: Principal = Depends(console_principal)
 ) -> Response:
     """The look-up page with the request run again through today's configuration."""
-    from callbid.service.replay import replay_reservation
-
     await checked_form(request, principal)
     replayed = await replay_reservation(runtime_of(request), principal.company_id, uuid.lower())
     return await lookup_page(request, uuid, principal, replay=replayed.as_dict())
