@@ -218,14 +218,15 @@ def blocking_cap(
     in the period counters, so a period cap sees `counter + pending`.
     """
     if subject.concurrency is not None and live >= subject.concurrency:
-        return _capped(subject, "concurrency")
+        return capped_reason(subject, "concurrency")
     for cap in subject.periods:
         if counters.get(cap.counter, 0) + pending >= cap.limit:
-            return _capped(subject, cap.name)
+            return capped_reason(subject, cap.name)
     return None
 
 
-def _capped(subject: CapSubject, cap: str) -> str:
+def capped_reason(subject: CapSubject, cap: str) -> str:
+    """Why `subject` refuses: `capped:<cap>`, or `capped:<label>:<cap>` for a group or publisher."""
     return f"capped:{subject.label}:{cap}" if subject.label else f"capped:{cap}"
 
 

@@ -37,11 +37,11 @@ from callbid.hotstate.redis_wire import (
     decode_record,
     decode_result,
     encode_holds,
-    encode_order,
     encode_records,
     encode_subjects,
     prefix,
     record_key,
+    reserve_args,
 )
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,17 @@ def unavailable_when_down(
     return guarded
 
 
+#: The shared parts each script starts with (Redis scripts cannot import); every part a
+#: script carries costs Redis its definitions on each call, so the reserve takes only one.
+SCRIPT_PARTS = {"reserve": ("common",)}
+DEFAULT_PARTS = ("common", "calls")
+
+
 def _script_source(name: str) -> str:
-    """`name`.lua with the shared helpers in front (Redis scripts cannot import)."""
+    """`name`.lua with the shared helpers it needs in front."""
     lua = files("callbid.hotstate") / "lua"
-    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    parts = (*SCRIPT_PARTS.get(name, DEFAULT_PARTS), name)
+    return "\n".join((lua / f"{part}.lua").read_text() for part in parts)
 
 
 Call = tuple[AsyncScript, list[str], list[str | bytes], "asyncio.Future[Any]"]
@@ -178,19 +185,17 @@ class RedisHotState:
         self._end = client.register_script(_script_source("end"))
         self._load_calls = client.register_script(_script_source("load_calls"))
         self._pipeline = ScriptPipeline(client)
-        self._epsilon = repr(EPSILON)
 
     @unavailable_when_down
     async def reserve(self, order: ReserveOrder) -> ReserveResult:
         keys = [prefix(order.namespace)]
-        args: list[str | bytes] = [encode_order(order), self._epsilon]
-        reply = await self._pipeline.call(self._reserve, keys, args)
+        reply = await self._pipeline.call(self._reserve, keys, reserve_args(order, EPSILON))
         return decode_result(reply)
 
     @unavailable_when_down
     async def preview(self, order: ReserveOrder) -> ReserveResult:
         keys = [prefix(order.namespace)]
-        args: list[str | bytes] = [encode_order(order), self._epsilon, "1"]
+        args = reserve_args(order, EPSILON, dry=True)
         reply = await self._pipeline.call(self._reserve, keys, args)
         return decode_result(reply)
 

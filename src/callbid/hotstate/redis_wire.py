@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from callbid.domain.reserve import (
     CallHold,
-    Candidate,
     CapSubject,
     HoldStatus,
     LiveReservation,
     ReserveOrder,
     ReserveResult,
     ReserveStatus,
+    capped_reason,
 )
 
 Reply = list[Any]
@@ -30,62 +32,123 @@ def record_key(namespace: str, uuid: str) -> str:
 
 
 def encode_subjects(subjects: tuple[CapSubject, ...]) -> bytes:
-    return orjson.dumps([_subject(s) for s in subjects])
+    """Subjects as hold.lua and dial.lua read them: [key, label, concurrency, periods]."""
+    return orjson.dumps(
+        [
+            [s.key, s.label, s.concurrency, [[p.name, p.counter, p.limit] for p in s.periods]]
+            for s in subjects
+        ]
+    )
 
 
-def encode_order(order: ReserveOrder) -> bytes:
-    """The order as one compact JSON document; absent optional parts are left out."""
-    data: dict[str, Any] = {
-        "u": order.uuid,
-        "n": order.now,
-        "e": order.expires_at,
-        "h": order.hold,
-        "pl": order.pool,
-        "st": order.seen_ttl,
-        "op": [[o.criterion_id, o.window, o.seconds, o.revenue] for o in order.options],
-        "cd": [_candidate(c) for c in order.candidates],
-    }
-    optional: dict[str, Any] = {
-        "c": order.caller_number,
-        "i": order.inbound_number,
-        "sh": order.shield_key,
-        "sn": order.seen_key,
-        "pb": _subject(order.publisher) if order.publisher is not None else None,
-        "rt": (
-            [order.rate.key, order.rate.per_second, order.rate.burst]
-            if order.rate is not None
-            else None
-        ),
-        "pr": order.probe or None,
-    }
-    data.update((k, v) for k, v in optional.items() if v is not None)
-    return orjson.dumps(data)
+#: As common.lua: a key is collected GRACE seconds after what it holds is dead.
+GRACE = 86_400
 
 
-def _candidate(candidate: Candidate) -> list[Any]:
-    encoded = [
-        candidate.target_id,
-        [_subject(s) for s in candidate.subjects],
-        candidate.dedupe_seconds,
-        candidate.payouts,
+def reserve_args(order: ReserveOrder, epsilon: float, dry: bool = False) -> list[str | bytes]:
+    """The order as reserve.lua reads it, in flat strings: every key in full, every time in the
+    form Redis takes it, every record a candidate may become already encoded (per payout
+    option), so that the script decodes and formats nothing. See reserve.lua for the layout."""
+    p, now, expires = prefix(order.namespace), order.now, order.expires_at
+    caller, inbound = order.caller_number, order.inbound_number
+    args: list[str | bytes] = [
+        order.uuid,
+        repr(now),
+        "1" if order.hold else "",
+        "1" if order.probe else "",
+        "1" if dry else "",
+        f"{p}r:{order.uuid}",
+        f"{p}shield:{order.shield_key}" if order.shield_key is not None else "",
+        f"{p}seen:{order.seen_key}" if order.seen_key is not None else "",
+        f"{now!r}|{now + order.seen_ttl!r}",
+        str(_life(order.seen_ttl)),
+        str(_life(expires - now)),
+        repr(expires),
+        f"({now!r}",
+        caller or "",
+        inbound or "",
+        _json(inbound) if inbound is not None else "",
+        repr(epsilon),
     ]
-    overrides = {
-        k: v
-        for k, v in (
-            ("r", candidate.revenue),
-            ("s", candidate.seconds),
-            ("i", candidate.inbound_number),
+    if order.rate is not None:
+        interval = 1.0 / order.rate.per_second
+        tolerance = interval * max(order.rate.burst - 1, 0)
+        args += (f"{p}rate:{order.rate.key}", repr(interval), repr(tolerance))
+    else:
+        args += ("", "", "")
+    args.append(str(len(order.pool)))
+    for number in order.pool:
+        args += (number, _json(number), f"{p}pool:{number}")
+    args.append(str(len(order.options)))
+    args += (str(o.window) for o in order.options)
+    publisher = order.publisher
+    if publisher is not None:
+        args.append("1")
+        args += _subject_args(p, publisher)
+    else:
+        args.append("")
+    # Each record body: what every candidate's record shares, then its own part.
+    shared = _json({"u": order.uuid, "e": repr(expires), "h": order.hold})[:-1]
+    if caller is not None:
+        shared += ',"c":' + _json(caller)
+    if order.shield_key is not None:
+        shared += ',"sh":' + _json(order.shield_key)
+    extra = (publisher.key,) if publisher is not None else ()
+    args.append(str(len(order.candidates)))
+    for candidate in order.candidates:
+        own = candidate.inbound_number
+        args += (
+            str(candidate.target_id),
+            str(candidate.dedupe_seconds),
+            own or "",
+            _json(own) if own is not None else "",
+            str(len(candidate.subjects)),
         )
-        if v is not None
-    }
-    if overrides:
-        encoded.append(overrides)
-    return encoded
+        for subject in candidate.subjects:
+            args += _subject_args(p, subject)
+        keys = [s.key for s in candidate.subjects] + list(extra)
+        payouts = candidate.payouts
+        for index, option in enumerate(order.options):
+            payout = payouts[index] if index < len(payouts) else None  # short: unpriced
+            if payout is None:
+                args.append("")
+                continue
+            revenue = candidate.revenue if candidate.revenue is not None else option.revenue
+            seconds = candidate.seconds if candidate.seconds is not None else option.seconds
+            part: dict[str, Any] = {
+                "t": candidate.target_id,
+                "p": repr(payout),
+                "s": seconds,
+                "r": repr(revenue),
+                "k": keys,
+            }
+            if option.criterion_id is not None:
+                part["cr"] = option.criterion_id
+            args.append(f"{shared},{_json(part)[1:-1]}")
+    return args
 
 
-def _subject(subject: CapSubject) -> list[Any]:
-    periods = [[p.name, p.counter, p.limit] for p in subject.periods]
-    return [subject.key, subject.label, subject.concurrency, periods]
+def _life(seconds: float) -> int:
+    return max(math.ceil(seconds), 0) + GRACE
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+@lru_cache(maxsize=4096)
+def _subject_args(p: str, subject: CapSubject) -> tuple[str, ...]:
+    """A cap subject as reserve.lua reads it; the same few subjects recur on every ping."""
+    args: list[str] = [
+        f"{p}live:{subject.key}",
+        f"{p}pending:{subject.key}",
+        str(subject.concurrency) if subject.concurrency is not None else "",
+        capped_reason(subject, "concurrency"),
+        str(len(subject.periods)),
+    ]
+    for cap in subject.periods:
+        args += (f"{p}cnt:{cap.counter}", str(cap.limit), capped_reason(subject, cap.name))
+    return tuple(args)
 
 
 def encode_records(records: list[LiveReservation]) -> bytes:

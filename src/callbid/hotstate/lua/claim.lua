@@ -17,6 +17,6 @@ if not rec or rec.i ~= dialled then return false end
 forget_record(rec)
 set_for(P .. 'claimed:' .. call_key, raw, untl - now)
 if rec.h then
-  hold_call({c = call_key, t = rec.t, k = rec.k, n = {}, e = fmt(untl), d = false}, now)
+  hold_call({c = call_key, t = rec.t, k = rec.k, n = {}, e = ARGV[5], d = false}, now)
 end
 return raw

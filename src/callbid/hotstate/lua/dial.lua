@@ -14,6 +14,6 @@ local subjects = cjson.decode(ARGV[3])
 local reason = first_blocking(subjects, now)
 if reason then return {'capped', reason} end
 hold_call({
-  c = call_key, t = target, k = subject_keys(subjects), n = counters, e = fmt(untl), d = false,
+  c = call_key, t = target, k = subject_keys(subjects), n = counters, e = ARGV[5], d = false,
 }, now)
 return {'held'}

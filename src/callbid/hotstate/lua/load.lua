@@ -9,7 +9,9 @@ for _, rec in ipairs(records) do
     save_record(rec, now)
     if rec.sh then set_for(P .. 'shield:' .. rec.sh, rec.u, expires_at - now) end
     if rec.pn then set_for(P .. 'pool:' .. rec.pn, rec.u, expires_at - now) end
-    if rec.c then add_slot(P .. 'm:' .. rec.i .. '|' .. rec.c, rec.u, expires_at, now) end
+    if rec.c then
+      add_slot(P .. 'm:' .. rec.i .. '|' .. rec.c, rec.u, rec.e, life_of(expires_at, now), now)
+    end
     if rec.h then take_slots(rec, now) end
     loaded = loaded + 1
   end

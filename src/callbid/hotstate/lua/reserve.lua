@@ -1,10 +1,18 @@
--- reserve(KEYS[1] = prefix; ARGV[1] = order JSON, ARGV[2] = gcra epsilon, ARGV[3] = '1' for a
--- dry run): one ping's order, rule for rule as MemoryHotState.reserve_now (a probe, `pr`,
--- stores nothing but the rate; a dry run stores nothing at all and answers what would be
--- stored). Reply: {status, record JSON, blocked JSON, last_seen, retry_after}, absent parts as
--- nil, times as %.17g strings.
-local o = cjson.decode(ARGV[1])
-local now, epsilon, dry = o.n, tonumber(ARGV[2]), ARGV[3] == '1'
+-- reserve(KEYS[1] = prefix; ARGV = the order as flat strings, see redis_wire.reserve_args):
+-- one ping's order, rule for rule as MemoryHotState.reserve_now (a probe stores nothing but
+-- the rate; a dry run stores nothing at all and answers what would be stored). Reply:
+-- {status, record JSON, blocked JSON, last_seen, retry_after}, absent parts as false.
+--
+-- Python sends every key in full, every time as the string Redis wants and every record
+-- already encoded (one per candidate and payout option), so the script decodes no JSON,
+-- formats no float and builds few strings: what it costs Redis is its commands.
+local A = ARGV
+local uuid, now = A[1], tonumber(A[2])
+local hold, probe, dry = A[3] == '1', A[4] == '1', A[5] == '1'
+local record_key, shield_key, seen_key = A[6], A[7], A[8]
+local seen_value, seen_life, life, expires, since = A[9], A[10], tonumber(A[11]), A[12], A[13]
+local caller, inbound, inbound_json = A[14], A[15], A[16]
+local epsilon = tonumber(A[17])
 
 local function answer(status, raw, blocked, seen, wait)
   local skipped = false
@@ -12,111 +20,158 @@ local function answer(status, raw, blocked, seen, wait)
   return {status, raw or false, skipped, seen or false, wait and fmt(wait) or false}
 end
 
--- domain.reserve.gcra: the seconds to wait, or nil once the new arrival time is stored.
-local function rate_wait(rule)
-  local key = P .. 'rate:' .. rule[1]
-  local interval = 1.0 / rule[2]
-  local tolerance = interval * math.max(rule[3] - 1, 0)
-  local tat = tonumber(redis.call('GET', key))
+-- Reads ARGV from `i` on: each call returns the next token.
+local i = 18
+local function take()
+  local token = A[i]
+  i = i + 1
+  return token
+end
+
+-- A cap subject: {live key, pending key, concurrency, its reason, {{counter key, limit,
+-- reason}...}}; concurrency is nil when uncapped.
+local function take_subject()
+  local live, pending, concurrency, reason = take(), take(), take(), take()
+  local periods = {}
+  for p = 1, tonumber(take()) do periods[p] = {take(), tonumber(take()), take()} end
+  return {live, pending, tonumber(concurrency), reason, periods}
+end
+
+-- Mirrors domain.reserve.blocking_cap.
+local function blocking(subject)
+  local concurrency, periods = subject[3], subject[5]
+  if concurrency and redis.call('ZCOUNT', subject[1], since, '+inf') >= concurrency then
+    return subject[4]
+  end
+  if #periods == 0 then return nil end
+  local pending = redis.call('ZCOUNT', subject[2], since, '+inf')
+  for _, cap in ipairs(periods) do
+    local counted = tonumber(redis.call('GET', cap[1])) or 0
+    if counted + pending >= cap[2] then return cap[3] end
+  end
+  return nil
+end
+
+local function add_entry(key)
+  add_slot(key, uuid, expires, life, now)
+end
+
+-- First reads in one command: the record of a retried order, the shield entry, the sighting.
+local reads = {record_key}
+if shield_key ~= '' then reads[#reads + 1] = shield_key end
+if seen_key ~= '' then reads[#reads + 1] = seen_key end
+local got = redis.call('MGET', unpack(reads))
+-- A retried order (the reply to the first attempt was lost) changes nothing more.
+if got[1] then return answer('reserved', got[1]) end
+local shield_owner = shield_key ~= '' and got[2]
+local seen_raw = seen_key ~= '' and got[#reads]
+
+local rate_key = take()
+local interval, tolerance = tonumber(take()), tonumber(take())
+if rate_key ~= '' then
+  -- domain.reserve.gcra
+  local tat = tonumber(redis.call('GET', rate_key))
   local start = now
   if tat and tat >= now then start = tat end
   local wait = start - now - tolerance
-  if wait > epsilon then return wait end
-  if dry then return nil end
-  set_for(key, fmt(start + interval), start + interval - now)
-  return nil
+  if wait > epsilon then return answer('rate-limited', nil, nil, nil, wait) end
+  if not dry then set_for(rate_key, fmt(start + interval), start + interval - now) end
+end
+if shield_owner then
+  local _, raw = live_record(shield_owner, now)
+  if raw then return answer('shielded', raw) end
 end
 
--- The caller's last sighting: (seen_at as stored, as a number), or nil.
-local function last_seen()
-  if not o.sn then return nil end
-  local raw = redis.call('GET', P .. 'seen:' .. o.sn)
-  if not raw then return nil end
-  local bar = string.find(raw, '|', 1, true)
-  if tonumber(string.sub(raw, bar + 1)) <= now then return nil end
-  local seen = string.sub(raw, 1, bar - 1)
-  return seen, tonumber(seen)
-end
-
--- domain.reserve.choose_option (1-based).
-local function choose_option(seen_at)
-  for index, option in ipairs(o.op) do
-    if option[2] <= 0 or seen_at == nil or now - seen_at >= option[2] then return index end
+-- The caller's last sighting, as stored and as a number.
+local seen, seen_at = nil, nil
+if seen_raw then
+  local bar = string.find(seen_raw, '|', 1, true)
+  if tonumber(string.sub(seen_raw, bar + 1)) > now then
+    seen = string.sub(seen_raw, 1, bar - 1)
+    seen_at = tonumber(seen)
   end
-  return nil
 end
 
-local function is_duplicate(dedupe, seen_at)
-  return dedupe > 0 and seen_at ~= nil and now - seen_at < dedupe
+local pool = {}
+for p = 1, tonumber(take()) do pool[p] = {take(), take(), take()} end  -- number, JSON, key
+-- domain.reserve.choose_option (1-based).
+local options = tonumber(take())
+local option = nil
+for index = 1, options do
+  local window = tonumber(take())
+  if not option and (window <= 0 or seen_at == nil or now - seen_at >= window) then
+    option = index
+  end
 end
+if not option then return answer('duplicate', nil, nil, seen) end
+local publisher = take() == '1' and take_subject()
+if publisher and blocking(publisher) then return answer('publisher-capped', nil, nil, seen) end
 
 local function free_pool_number()
-  for _, number in ipairs(o.pl) do
-    if not live_record(redis.call('GET', P .. 'pool:' .. number), now) then return number end
+  for _, entry in ipairs(pool) do
+    if not live_record(redis.call('GET', entry[3]), now) then return entry end
   end
   return nil
 end
 
--- A buyer's live answer may override revenue (r), seconds (s) and the inbound number (i).
-local function store(candidate, option, payout, pool_number)
-  local subjects = {unpack(candidate[2])}
-  if o.pb then subjects[#subjects + 1] = o.pb end
-  local picked = o.op[option]
-  local criterion = picked[1]
-  if criterion == NULL then criterion = nil end
-  local over = candidate[5] or {}
-  local rec = {
-    u = o.u, t = candidate[1], i = over.i or pool_number or o.i, c = o.c, p = fmt(payout),
-    s = over.s or picked[3], r = fmt(over.r or picked[4]), cr = criterion, e = fmt(o.e),
-    h = o.h, k = subject_keys(subjects), sh = o.sh, pn = pool_number,
-  }
-  if dry then return cjson.encode(rec) end
-  local raw = save_record(rec, now)
-  if o.sh then set_for(P .. 'shield:' .. o.sh, o.u, o.e - now) end
-  if pool_number then set_for(P .. 'pool:' .. pool_number, o.u, o.e - now) end
-  if o.c then add_slot(P .. 'm:' .. rec.i .. '|' .. o.c, o.u, o.e, now) end
-  if o.h then take_slots(rec, now) end
-  if o.sn then
-    set_for(P .. 'seen:' .. o.sn, fmt(now) .. '|' .. fmt(now + o.st), o.st)
+-- The record a candidate's `body` (its JSON without the inbound and pool numbers and the
+-- closing brace) becomes, stored unless this is a probe or a dry run.
+local function store(body, subjects, number, number_json, pool_entry)
+  local raw = body .. ',"i":' .. number_json
+  if pool_entry then raw = raw .. ',"pn":' .. pool_entry[2] end
+  raw = raw .. '}'
+  if dry then return raw end
+  redis.call('SET', record_key, raw, 'EX', life)
+  if shield_key ~= '' then redis.call('SET', shield_key, uuid, 'EX', life) end
+  if pool_entry then redis.call('SET', pool_entry[3], uuid, 'EX', life) end
+  if caller ~= '' then add_entry(P .. 'm:' .. number .. '|' .. caller) end
+  if hold then
+    for _, subject in ipairs(subjects) do
+      add_entry(subject[1])
+      add_entry(subject[2])
+    end
+    if publisher then
+      add_entry(publisher[1])
+      add_entry(publisher[2])
+    end
   end
+  if seen_key ~= '' then redis.call('SET', seen_key, seen_value, 'EX', seen_life) end
   return raw
 end
 
--- A retried order (the reply to the first attempt was lost) changes nothing more.
-local prior = redis.call('GET', P .. 'r:' .. o.u)
-if prior then return answer('reserved', prior) end
-if o.rt then
-  local wait = rate_wait(o.rt)
-  if wait then return answer('rate-limited', nil, nil, nil, wait) end
-end
-if o.sh then
-  local _, raw = live_record(redis.call('GET', P .. 'shield:' .. o.sh), now)
-  if raw then return answer('shielded', raw) end
-end
-local seen, seen_at = last_seen()
-local option = choose_option(seen_at)
-if not option then return answer('duplicate', nil, nil, seen) end
-if o.pb and blocking(o.pb, now) then return answer('publisher-capped', nil, nil, seen) end
 local blocked = {}
-for _, candidate in ipairs(o.cd) do
+local candidates = tonumber(take())
+for _ = 1, candidates do
+  local target, dedupe = tonumber(take()), tonumber(take())
+  local own_number, own_json = take(), take()
+  local subjects = {}
+  for s = 1, tonumber(take()) do subjects[s] = take_subject() end
+  local bodies = i
+  i = i + options
   local reason
-  if is_duplicate(candidate[3], seen_at) then
+  if dedupe > 0 and seen_at ~= nil and now - seen_at < dedupe then
     reason = 'duplicate'
   else
-    reason = first_blocking(candidate[2], now)
+    for _, subject in ipairs(subjects) do
+      reason = blocking(subject)
+      if reason then break end
+    end
   end
   if reason then
-    blocked[#blocked + 1] = {candidate[1], reason}
-  elseif not o.pr then
-    local payout = candidate[4][option]
-    if payout == nil or payout == NULL then return answer('unpriced', nil, blocked, seen) end
-    local pool_number = nil
-    if #o.pl > 0 and not (candidate[5] and candidate[5].i) then
-      pool_number = free_pool_number()
-      if not pool_number then return answer('no-pool-number', nil, blocked, seen) end
+    blocked[#blocked + 1] = {target, reason}
+  elseif not probe then
+    local body = A[bodies + option - 1]
+    if body == '' then return answer('unpriced', nil, blocked, seen) end
+    local number, number_json, pool_entry = inbound, inbound_json, nil
+    if own_number ~= '' then
+      number, number_json = own_number, own_json
+    elseif #pool > 0 then
+      pool_entry = free_pool_number()
+      if not pool_entry then return answer('no-pool-number', nil, blocked, seen) end
+      number, number_json = pool_entry[1], pool_entry[2]
     end
-    return answer('reserved', store(candidate, option, payout, pool_number), blocked, seen)
+    return answer('reserved', store(body, subjects, number, number_json, pool_entry), blocked, seen)
   end
 end
-if o.pr and #blocked < #o.cd then return answer('available', nil, blocked, seen) end
+if probe and #blocked < candidates then return answer('available', nil, blocked, seen) end
 return answer('no-target', nil, blocked, seen)
