@@ -48,7 +48,17 @@ GRACE = 86_400
 def reserve_args(order: ReserveOrder, epsilon: float, dry: bool = False) -> list[str | bytes]:
     """The order as reserve.lua reads it, in flat strings: every key in full, every time in the
     form Redis takes it, every record a candidate may become already encoded (per payout
-    option), so that the script decodes and formats nothing. See reserve.lua for the layout."""
+    option), so that the script decodes and formats nothing. In order ('' for absent):
+
+    1-17: uuid, now, hold, probe, dry ('1' or ''), the record, shield and seen keys, the seen
+    value and its TTL, the TTL of what the reservation stores, its expiry, `(now` (a ZCOUNT
+    bound), the caller, the inbound number and its JSON, epsilon;
+    then the rate key, interval and tolerance; the pool count and per number (number, JSON,
+    key); the option count and each option's window; '1' and the publisher's subject, or '';
+    the candidate count and per candidate: target, dedupe seconds, its own inbound number and
+    its JSON, its subject count, its subjects, and one record body per option ('' unpriced).
+    A subject: live key, pending key, concurrency, its reason, the period count and per
+    period (counter key, limit, reason)."""
     p, now, expires = prefix(order.namespace), order.now, order.expires_at
     caller, inbound = order.caller_number, order.inbound_number
     args: list[str | bytes] = [

@@ -1,7 +1,7 @@
--- reserve(KEYS[1] = prefix; ARGV = the order as flat strings, see redis_wire.reserve_args):
--- one ping's order, rule for rule as MemoryHotState.reserve_now (a probe stores nothing but
--- the rate; a dry run stores nothing at all and answers what would be stored). Reply:
--- {status, record JSON, blocked JSON, last_seen, retry_after}, absent parts as false.
+-- reserve(KEYS[1] = prefix; ARGV = the order in flat strings, as redis_wire.reserve_args lays
+-- it out): one ping's order, rule for rule as MemoryHotState.reserve_now (a probe stores
+-- nothing but the rate; a dry run stores nothing at all and answers what would be stored).
+-- Reply: {status, record JSON, blocked JSON, last_seen, retry_after}, absent parts as false.
 --
 -- Python sends every key in full, every time as the string Redis wants and every record
 -- already encoded (one per candidate and payout option), so the script decodes no JSON,
@@ -10,7 +10,8 @@ local A = ARGV
 local uuid, now = A[1], tonumber(A[2])
 local hold, probe, dry = A[3] == '1', A[4] == '1', A[5] == '1'
 local record_key, shield_key, seen_key = A[6], A[7], A[8]
-local seen_value, seen_life, life, expires, since = A[9], A[10], tonumber(A[11]), A[12], A[13]
+local seen_value, seen_life, life_text, expires, since = A[9], A[10], A[11], A[12], A[13]
+local life = tonumber(life_text)
 local caller, inbound, inbound_json = A[14], A[15], A[16]
 local epsilon = tonumber(A[17])
 
@@ -121,9 +122,9 @@ local function store(body, subjects, number, number_json, pool_entry)
   if pool_entry then raw = raw .. ',"pn":' .. pool_entry[2] end
   raw = raw .. '}'
   if dry then return raw end
-  redis.call('SET', record_key, raw, 'EX', life)
-  if shield_key ~= '' then redis.call('SET', shield_key, uuid, 'EX', life) end
-  if pool_entry then redis.call('SET', pool_entry[3], uuid, 'EX', life) end
+  redis.call('SET', record_key, raw, 'EX', life_text)
+  if shield_key ~= '' then redis.call('SET', shield_key, uuid, 'EX', life_text) end
+  if pool_entry then redis.call('SET', pool_entry[3], uuid, 'EX', life_text) end
   if caller ~= '' then add_entry(P .. 'm:' .. number .. '|' .. caller) end
   if hold then
     for _, subject in ipairs(subjects) do
