@@ -9,6 +9,25 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callbid.hotstate.cluster import CLUSTER_SCHEME, is_cluster_url, parse_cluster_url
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _redis_url_problems(url: str) -> list[str]:
+    """What is wrong with `url` as CALLBID_REDIS_URL (nothing: an empty list)."""
+    scheme = url.partition("://")[0].lower()
+    if is_cluster_url(url):
+        try:
+            parse_cluster_url(url)
+        except ValueError as exc:
+            return [f"redis_url: {exc}"]
+        return []
+    if "://" not in url or scheme not in REDIS_SCHEMES:
+        known = ", ".join(f"{name}://" for name in (*REDIS_SCHEMES, CLUSTER_SCHEME))
+        return [f"redis_url: {url[:40]!r} is not a Redis URL (one of {known})"]
+    return []
+
 
 class Settings(BaseSettings):
     """Every knob callbid has. Validation reports every problem in one message."""
@@ -20,7 +39,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
     )
     redis_url: str | None = Field(
-        default=None, description="redis://host:port/db for shared hot state"
+        default=None,
+        description=(
+            "redis://host:port/db (or rediss://, unix://) for shared hot state, or "
+            "redis+cluster://host:port[,host:port...] for a Redis Cluster"
+        ),
     )
     redis_timeout_seconds: float = Field(
         default=1.0, gt=0, le=30, description="give up on a Redis call after this long (503)"
@@ -131,6 +154,8 @@ class Settings(BaseSettings):
                 ip_network(cidr, strict=False)
             except ValueError:
                 problems.append(f"buyer_allow_networks: {cidr!r} is not a network (CIDR)")
+        if self.redis_url is not None:
+            problems.extend(_redis_url_problems(self.redis_url))
         if self.workers > 1 and (self.redis_url is None or self.store == "memory"):
             problems.append("several workers share hot state: set CALLBID_REDIS_URL")
         if self.workers > 1 and self.is_sqlite:

@@ -5,6 +5,11 @@ that company's cached ping configuration when the message arrives (milliseconds 
 no worker reads configuration from the database on its pings, yet none serves a stale one
 for long. Pub/sub delivers at most once: a worker that was disconnected may have missed
 messages, so every (re)subscription drops the whole cache.
+
+On a Redis Cluster the channel is a sharded one (SPUBLISH/SSUBSCRIBE, channel `cb:config`):
+it lives on the master owning its slot, so one announcement costs that master alone. When
+that master fails, the subscription breaks; the reconnect loop subscribes again, on the
+replica promoted in its place, and drops the whole cache as after any reconnection.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from typing import Any
 from uuid import uuid4
 
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 
 from callbid.adapters.outage import is_outage
+from callbid.hotstate.cluster import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +36,24 @@ RECONNECT_MAX_SECONDS = 2.0
 Invalidate = Callable[[int | None], None]
 
 
+#: `get_message` or, on a cluster, `get_sharded_message`.
+NextMessage = Callable[..., Awaitable[dict[str, Any] | None]]
+
+
+def _channel(client: RedisClient) -> str:
+    """Pub/sub channels span a server's numbered databases and a deployment is one database,
+    so the channel names it; a cluster has only database 0."""
+    if isinstance(client, RedisCluster):
+        return "cb:config"
+    return f"cb:config:{client.connection_pool.connection_kwargs.get('db', 0)}"
+
+
 class RedisConfigBus:
     """Publishes this worker's changes and applies everyone else's to `invalidate`."""
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         invalidate: Invalidate,
         on_subscribed: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
@@ -43,8 +61,7 @@ class RedisConfigBus:
         self._client = client
         self._invalidate = invalidate
         self._on_subscribed = on_subscribed
-        # Pub/sub channels span Redis's numbered databases; a deployment is one database.
-        self.channel = f"cb:config:{client.connection_pool.connection_kwargs.get('db', 0)}"
+        self.channel = _channel(client)
         self.origin = f"{os.getpid()}-{uuid4().hex[:8]}"
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -68,7 +85,11 @@ class RedisConfigBus:
         """Tell the other workers; a failure is logged, not raised: the change is committed,
         and a worker cut off from Redis drops its whole cache when it reconnects."""
         try:
-            await self._client.publish(self.channel, f"{company_id} {self.origin}")
+            message = f"{company_id} {self.origin}"
+            if isinstance(self._client, RedisCluster):
+                await self._client.spublish(self.channel, message)
+            else:
+                await self._client.publish(self.channel, message)
         except Exception as exc:
             if not is_outage(exc):
                 raise
@@ -79,8 +100,12 @@ class RedisConfigBus:
         while not self._stopping:
             pubsub = self._client.pubsub()
             try:
-                await pubsub.subscribe(self.channel)
-                await self._receive(pubsub)
+                if isinstance(pubsub, ClusterPubSub):
+                    await pubsub.ssubscribe(self.channel)
+                    await self._receive(pubsub.get_sharded_message)
+                else:
+                    await pubsub.subscribe(self.channel)
+                    await self._receive(pubsub.get_message)
             except Exception as exc:
                 if not is_outage(exc):
                     log.exception("configuration bus failed; resubscribing")
@@ -95,17 +120,17 @@ class RedisConfigBus:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
-    async def _receive(self, pubsub: PubSub) -> None:
+    async def _receive(self, next_message: NextMessage) -> None:
         while not self._stopping:
-            message = await pubsub.get_message(timeout=POLL_SECONDS)
+            message = await next_message(timeout=POLL_SECONDS)
             if message is None:
                 continue
-            if message["type"] == "subscribe":
+            if message["type"] in ("subscribe", "ssubscribe"):
                 self._invalidate(None)  # whatever was announced while away is unknown
                 if self._on_subscribed is not None:
                     await self._on_subscribed()
                 self.subscribed.set()
-            elif message["type"] == "message":
+            elif message["type"] in ("message", "smessage"):
                 self._apply(message["data"])
 
     def _apply(self, data: bytes) -> None:

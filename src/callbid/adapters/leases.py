@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from callbid.hotstate.cluster import RedisClient
 
 
 class RedisLeases:
-    """`take(job, seconds)` is true for exactly one caller per `seconds`, across processes."""
+    """`take(job, seconds)` is true for exactly one caller per `seconds`, across processes.
+    Each lease is one key (SET NX PX), so on a Redis Cluster it lives on one master."""
 
-    def __init__(self, client: Redis, holder: str) -> None:
+    def __init__(self, client: RedisClient, holder: str) -> None:
         self._client = client
         self._holder = holder
 

@@ -10,6 +10,12 @@ from asyncpg.exceptions import (
     OperatorInterventionError,
     PostgresConnectionError,
 )
+from redis.exceptions import (
+    ClusterError,
+    RedisClusterUnreachableError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -23,6 +29,13 @@ OUTAGES = (
     InterfaceError,
     RedisConnectionError,  # includes BusyLoadingError: Redis is still loading its data
     RedisTimeoutError,
+    # Redis Cluster: TRYAGAIN (a slot being moved; see redis_wire.script_keys), CLUSTERDOWN
+    # and MASTERDOWN (a master failing over), a slot no master serves yet, no node reachable,
+    # and "TTL exhausted" (redirections that did not settle in time):
+    TryAgainError,
+    ClusterError,  # includes ClusterDownError and MasterDownError
+    SlotNotCoveredError,
+    RedisClusterUnreachableError,
     # Raised by asyncpg itself on the writer's direct connection (no SQLAlchemy wrapping):
     PostgresConnectionError,  # SQLSTATE class 08: connection failures
     ConnectionDoesNotExistError,  # the connection was lost mid-transaction

@@ -30,6 +30,7 @@ from callbid.domain.reserve import (
     SubjectUsage,
     period_counters,
 )
+from callbid.hotstate.cluster import RedisClient, connect_cluster, is_cluster_url
 from callbid.hotstate.redis_wire import (
     decode_hold,
     decode_hold_record,
@@ -42,6 +43,7 @@ from callbid.hotstate.redis_wire import (
     prefix,
     record_key,
     reserve_args,
+    script_keys,
 )
 
 log = logging.getLogger(__name__)
@@ -58,12 +60,16 @@ RESTORING_KEY = "cb:restoring"
 RESTORE_LOCK_MS = 60_000
 
 
-def connect_redis(url: str, *, timeout: float, pool_size: int) -> Redis:
-    """A client on a bounded pool (hiredis parses replies): a burst of requests queues for
-    one of `pool_size` connections instead of opening hundreds at once. It gives up after
+def connect_redis(url: str, *, timeout: float, pool_size: int) -> RedisClient:
+    """A client of one Redis or, for a `redis+cluster://` URL, of a Redis Cluster (see
+    `callbid.hotstate.cluster`). The one-server client is on a bounded pool (hiredis parses
+    replies): a burst of requests queues for one of `pool_size` connections instead of
+    opening hundreds at once. It gives up after
     `timeout` seconds instead of hanging, and retries once on a fresh connection, so that a
     pooled connection broken by a Redis restart costs no request. Every script is safe to
     retry: a reserve whose uuid is already stored answers with the stored record."""
+    if is_cluster_url(url):
+        return connect_cluster(url, timeout=timeout, pool_size=pool_size)
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=pool_size,
@@ -118,7 +124,7 @@ class ScriptPipeline:
     script is atomic on its own, so pipelining changes nothing of what each one does; under
     load it cuts the client's and Redis's cost per call, at no latency cost when idle."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._client = client
         self._pending: list[Call] = []
         self._sending: set[asyncio.Task[None]] = set()
@@ -173,7 +179,7 @@ class RedisHotState:
 
     rebuilt_from_database = False  # Redis keeps its own state (with AOF: see the README)
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._client = client
         self._reserve = client.register_script(_script_source("reserve"))
         self._hold = client.register_script(_script_source("hold"))
@@ -188,13 +194,13 @@ class RedisHotState:
 
     @unavailable_when_down
     async def reserve(self, order: ReserveOrder) -> ReserveResult:
-        keys = [prefix(order.namespace)]
+        keys = script_keys(order.namespace)
         reply = await self._pipeline.call(self._reserve, keys, reserve_args(order, EPSILON))
         return decode_result(reply)
 
     @unavailable_when_down
     async def preview(self, order: ReserveOrder) -> ReserveResult:
-        keys = [prefix(order.namespace)]
+        keys = script_keys(order.namespace)
         args = reserve_args(order, EPSILON, dry=True)
         reply = await self._pipeline.call(self._reserve, keys, args)
         return decode_result(reply)
@@ -228,11 +234,11 @@ class RedisHotState:
         self, namespace: str, uuid: str, subjects: tuple[CapSubject, ...], now: float
     ) -> tuple[HoldStatus, str | None]:
         args: list[str | bytes] = [uuid, repr(now), encode_subjects(subjects)]
-        return decode_hold(await self._pipeline.call(self._hold, [prefix(namespace)], args))
+        return decode_hold(await self._pipeline.call(self._hold, script_keys(namespace), args))
 
     @unavailable_when_down
     async def release(self, namespace: str, uuid: str) -> LiveReservation | None:
-        raw = await self._pipeline.call(self._release, [prefix(namespace)], [uuid])
+        raw = await self._pipeline.call(self._release, script_keys(namespace), [uuid])
         return decode_record(raw) if raw is not None else None
 
     @unavailable_when_down
@@ -246,7 +252,7 @@ class RedisHotState:
         until: float,
     ) -> LiveReservation | None:
         args: list[str | bytes] = [call_key, dialled, caller or "", repr(now), repr(until)]
-        raw = await self._pipeline.call(self._claim, [prefix(namespace)], args)
+        raw = await self._pipeline.call(self._claim, script_keys(namespace), args)
         return decode_record(raw) if raw is not None else None
 
     @unavailable_when_down
@@ -268,19 +274,19 @@ class RedisHotState:
             repr(until),
             counters,
         ]
-        return decode_hold(await self._pipeline.call(self._dial, [prefix(namespace)], args))
+        return decode_hold(await self._pipeline.call(self._dial, script_keys(namespace), args))
 
     @unavailable_when_down
     async def count_call(self, namespace: str, call_key: str, now: float) -> bool:
         args: list[str | bytes] = [call_key, repr(now)]
-        return bool(await self._pipeline.call(self._count, [prefix(namespace)], args))
+        return bool(await self._pipeline.call(self._count, script_keys(namespace), args))
 
     @unavailable_when_down
     async def end_call(
         self, namespace: str, call_key: str, count: bool, now: float
     ) -> CallHold | None:
         args: list[str | bytes] = [call_key, "1" if count else "0", repr(now)]
-        raw = await self._pipeline.call(self._end, [prefix(namespace)], args)
+        raw = await self._pipeline.call(self._end, script_keys(namespace), args)
         return decode_hold_record(raw) if raw is not None else None
 
     @unavailable_when_down
@@ -288,7 +294,7 @@ class RedisHotState:
         self, namespace: str, holds: Sequence[CallHold], counts: Mapping[str, int], now: float
     ) -> int:
         args: list[str | bytes] = [encode_holds(list(holds)), orjson.dumps(dict(counts)), repr(now)]
-        return int(await self._load_calls(keys=[prefix(namespace)], args=args))
+        return int(await self._load_calls(keys=script_keys(namespace), args=args))
 
     async def claim_restore(self) -> bool:
         """True when Redis holds no mark of a completed restore (it lost its data, or this is
@@ -301,7 +307,7 @@ class RedisHotState:
     async def restore(self, namespace: str, records: Sequence[LiveReservation], now: float) -> int:
         """Put back live reservations Redis no longer has; returns how many."""
         args: list[str | bytes] = [encode_records(list(records)), repr(now)]
-        return int(await self._load(keys=[prefix(namespace)], args=args))
+        return int(await self._load(keys=script_keys(namespace), args=args))
 
     async def restore_abandoned(self) -> None:
         with contextlib.suppress(Exception):

@@ -27,6 +27,22 @@ def prefix(namespace: str) -> str:
     return f"cb:{{{namespace}}}:"
 
 
+def script_keys(namespace: str) -> list[str]:
+    """The keys every script of `namespace` declares: its prefix and `<prefix>~`, neither of
+    which is ever written (the scripts build their real keys from KEYS[1]).
+
+    Two keys, not one, make the scripts safe while Redis Cluster moves the namespace's slot.
+    By Redis's rule for multi-key commands (`getNodeByQuery`), the slot's old owner answers
+    a command whose keys it does not all have with ASK, and the new owner, asked with several
+    keys of which some are missing, answers TRYAGAIN. Neither key ever exists, so during a
+    migration every script on that slot is refused with TRYAGAIN (then 503 with Retry-After)
+    instead of running over the half of the slot's keys one node holds. A single declared
+    key would be served by the new owner after ASK, over whatever keys had moved so far.
+    Scripts of slots that are not moving are unaffected, and a single Redis ignores both."""
+    head = prefix(namespace)
+    return [head, f"{head}~"]
+
+
 def record_key(namespace: str, uuid: str) -> str:
     return f"{prefix(namespace)}r:{uuid}"
 

@@ -1,0 +1,49 @@
+"""`redis+cluster://` URLs: what they name, and what the settings refuse with which message."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from callbid.hotstate.cluster import ClusterAddress, is_cluster_url, parse_cluster_url
+from callbid.settings import Settings
+
+
+def test_a_cluster_url_names_its_startup_nodes_and_credentials() -> None:
+    url = "redis+cluster://us%40er:p%3Aw@10.0.0.1:7000,redis-b:7001,[::1]:7002"
+    assert parse_cluster_url(url) == ClusterAddress(
+        (("10.0.0.1", 7000), ("redis-b", 7001), ("::1", 7002)), "us@er", "p:w"
+    )
+    assert parse_cluster_url("REDIS+CLUSTER://h:1/") == ClusterAddress((("h", 1),))
+    assert is_cluster_url("redis+cluster://h:1")
+    assert not is_cluster_url("redis://h:1/0")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis+cluster://h:7000/2", "a cluster has only database 0: drop /2"),
+        ("redis+cluster://", "a cluster URL lists host:port of one node or more"),
+        ("redis+cluster://a:1,,b:2", "a cluster URL lists host:port of one node or more"),
+        ("redis+cluster://h", "cluster node 'h' is not host:port"),
+        ("redis+cluster://h:0", "cluster node 'h:0' is not host:port"),
+        ("redis+cluster://h:70000", "cluster node 'h:70000' is not host:port"),
+        ("redis+cluster://h:7000?ssl=1", "a cluster URL takes no options"),
+    ],
+)
+def test_a_bad_cluster_url_is_refused_saying_why(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_cluster_url(url)
+    with pytest.raises(ValidationError, match=f"redis_url: {message}"):
+        Settings(redis_url=url)
+
+
+def test_settings_take_redis_and_cluster_urls_and_refuse_others() -> None:
+    for url in ("redis://h:6379/3", "rediss://h:6380/0", "unix:///run/redis.sock"):
+        assert Settings(redis_url=url).redis_url == url
+    assert Settings(redis_url="redis+cluster://a:1,b:2", store="redis").uses_redis
+    with pytest.raises(ValidationError, match="'http://h:6379' is not a Redis URL"):
+        Settings(redis_url="http://h:6379")
+    with pytest.raises(ValidationError, match="is not a Redis URL") as refused:
+        Settings(redis_url="h:6379", workers=2)
+    assert "set CALLBID_DATABASE_URL to PostgreSQL" in str(refused.value)  # all at once
