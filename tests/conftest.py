@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from callbid.runtime import Runtime
 from callbid.service.demo import demo_credentials
 from callbid.settings import Settings
 from tests.builders import Built
+from tests.support.redis_cluster import LocalCluster, redis_server, running_cluster
 
 
 @dataclass
@@ -113,6 +114,16 @@ def sqlite_settings(tmp_path: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One local 3-master Redis Cluster for the whole session (no replicas), on free ports.
+    Skipped without `redis-server`, unless CALLBID_TEST_REQUIRE_CLUSTER=1 (then it fails)."""
+    if redis_server() is None and os.environ.get("CALLBID_TEST_REQUIRE_CLUSTER") != "1":
+        pytest.skip("redis-server and redis-cli are needed for a local Redis Cluster")
+    with running_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

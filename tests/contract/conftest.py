@@ -4,7 +4,9 @@ A store plugs in at one place, `STORE_FACTORIES`: a name and a factory returning
 context manager that yields a fresh, usable store and closes it on exit. Each test works in
 its own namespace (`ns`), so stores backed by a shared server never see each other's keys.
 
-The Redis store runs against database 15 of `CALLBID_TEST_REDIS_URL`, which it empties.
+The Redis store runs against database 15 of `CALLBID_TEST_REDIS_URL`, which it empties; the
+cluster store against the session's local 3-master Redis Cluster (`redis_cluster`), where each
+test's namespace lands on whichever master owns its slot.
 
 Factories are called on the event loop that will drive the store: the `store` fixture on the
 test's loop, the property tests on a loop of their own (see `store_factory`).
@@ -22,7 +24,8 @@ from redis.asyncio import Redis
 
 from callbid.hotstate.memory import MemoryHotState
 from callbid.hotstate.protocol import HotState
-from callbid.hotstate.redis import RedisHotState
+from callbid.hotstate.redis import RedisHotState, connect_redis
+from tests.support.redis_cluster import LocalCluster
 
 StoreFactory = Callable[[], AbstractAsyncContextManager[HotState]]
 
@@ -48,12 +51,31 @@ async def redis_store() -> AsyncIterator[HotState]:
         await store.close()
 
 
+#: The session's cluster, set by `store_factory` before a cluster test runs (factories take
+#: no arguments, and the property tests call them on loops of their own).
+CLUSTER: list[LocalCluster] = []
+
+
+@asynccontextmanager
+async def cluster_store() -> AsyncIterator[HotState]:
+    client = connect_redis(CLUSTER[0].url, timeout=5.0, pool_size=32)
+    store = RedisHotState(client)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 # The single place where stores plug in: name -> factory, plus the marks its tests carry.
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": memory_store,
     "redis": redis_store,
+    "cluster": cluster_store,
 }
-STORE_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {"redis": (pytest.mark.redis,)}
+STORE_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
+    "redis": (pytest.mark.redis,),
+    "cluster": (pytest.mark.cluster,),
+}
 
 
 def _store_params() -> list[object]:
@@ -65,6 +87,8 @@ def _store_params() -> list[object]:
 @pytest.fixture(params=_store_params())
 def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
     """The factory of the store under test, for tests that drive their own event loop."""
+    if request.param == "cluster" and not CLUSTER:
+        CLUSTER.append(request.getfixturevalue("redis_cluster"))
     factory: StoreFactory = STORE_FACTORIES[request.param]
     return factory
 

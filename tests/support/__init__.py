@@ -1,0 +1,1 @@
+"""Test support that does not depend on pytest, shared by the tests and the benches."""

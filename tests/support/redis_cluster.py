@@ -1,0 +1,179 @@
+"""A local Redis Cluster from the machine's `redis-server`, on free ports, for tests and benches.
+
+`running_cluster(workdir)` starts the nodes (each with its data in `workdir`), joins them with
+`redis-cli --cluster create`, waits until every node reports `cluster_state:ok`, yields a
+`LocalCluster` (its `url` is a `redis+cluster://` URL for callbid) and kills every node on
+exit, whatever happened. Only pytest-free code here: `bench/race.py --cluster` imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redis import Redis
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 20.0
+SLOTS = 16384
+
+
+class ClusterError(RuntimeError):
+    """The local cluster could not be started (or did not become healthy in time)."""
+
+
+def redis_server() -> str | None:
+    """The `redis-server` binary, if the machine has one (with `redis-cli` next to it)."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    return server if server and cli else None
+
+
+def free_port() -> int:
+    """A port the OS just handed out as free (bind to port 0), released for the caller."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Node:
+    port: int
+    bus_port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def client(self, timeout: float = 1.0) -> Redis:
+        return Redis(host=HOST, port=self.port, socket_timeout=timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@dataclass
+class LocalCluster:
+    """Nodes on 127.0.0.1; the first `masters` start as masters, the rest as their replicas."""
+
+    workdir: Path
+    masters: int = 3
+    replicas: int = 0
+    appendonly: bool = False
+    node_timeout_ms: int = 1000
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        alive = [node for node in self.nodes if node.alive]
+        return "redis+cluster://" + ",".join(f"{HOST}:{node.port}" for node in alive)
+
+    def start(self) -> None:
+        binary = redis_server()
+        if binary is None:
+            raise ClusterError("redis-server and redis-cli are needed for a local cluster")
+        for _ in range(self.masters * (1 + self.replicas)):
+            self.nodes.append(self._launch(binary))
+        self._wait(lambda node: bool(node.client().ping()))
+        members = [f"{HOST}:{node.port}" for node in self.nodes]
+        replicas = ["--cluster-replicas", str(self.replicas)]
+        done = subprocess.run(
+            ["redis-cli", "--cluster", "create", *members, *replicas, "--cluster-yes"],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ClusterError(f"redis-cli --cluster create failed:\n{done.stdout}{done.stderr}")
+        self.wait_ok()
+
+    def _launch(self, binary: str) -> Node:
+        node = Node(free_port(), free_port(), self.workdir)
+        node.workdir = self.workdir / str(node.port)
+        node.workdir.mkdir(parents=True)
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else []
+        args = [
+            *("--port", str(node.port), "--bind", HOST, "--cluster-enabled", "yes"),
+            *("--cluster-port", str(node.bus_port), "--cluster-config-file", "nodes.conf"),
+            *("--cluster-node-timeout", str(self.node_timeout_ms), "--save", ""),
+            *("--dir", str(node.workdir), "--logfile", "redis.log", *persistence),
+        ]
+        node.proc = subprocess.Popen(
+            [binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        return node
+
+    def wait_ok(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Until every live node says `cluster_state:ok` and sees every slot served."""
+
+        def healthy(node: Node) -> bool:
+            info = node.client().execute_command("CLUSTER INFO")
+            return bool(info["cluster_state"] == "ok" and int(info["cluster_slots_ok"]) == SLOTS)
+
+        self._wait(healthy, timeout)
+
+    def _wait(self, ready: object, timeout: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        pending = [node for node in self.nodes if node.alive]
+        while pending:
+            for node in list(pending):
+                with contextlib.suppress(Exception):
+                    if ready(node):  # type: ignore[operator]
+                        pending.remove(node)
+            if pending and time.monotonic() > deadline:
+                ports = [node.port for node in pending]
+                raise ClusterError(f"cluster nodes {ports} not ready after {timeout:.0f} s")
+            if pending:
+                time.sleep(0.05)
+
+    def node(self, port: int) -> Node:
+        return next(node for node in self.nodes if node.port == port)
+
+    def slot_owners(self) -> dict[int, int]:
+        """Slot -> port of the master serving it, as a live node sees the cluster."""
+        node = next(node for node in self.nodes if node.alive)
+        owners: dict[int, int] = {}
+        for first, last, master, *_ in node.client().execute_command("CLUSTER SLOTS"):
+            for slot in range(int(first), int(last) + 1):
+                owners[slot] = int(master[1])
+        return owners
+
+    def owner_of(self, key: str) -> int:
+        """The port of the master serving `key`'s slot."""
+        slot = int(self.nodes[0].client().execute_command("CLUSTER KEYSLOT", key))
+        return self.slot_owners()[slot]
+
+    def kill(self, port: int) -> None:
+        """`kill -9` of one node: no shutdown, no last write to disk."""
+        proc = self.node(port).proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            self.kill(node.port)
+
+
+@contextlib.contextmanager
+def running_cluster(
+    workdir: Path,
+    *,
+    masters: int = 3,
+    replicas: int = 0,
+    appendonly: bool = False,
+    node_timeout_ms: int = 1000,
+) -> Iterator[LocalCluster]:
+    """A healthy local cluster, every node killed on exit (also when starting it failed)."""
+    cluster = LocalCluster(workdir, masters, replicas, appendonly, node_timeout_ms)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
