@@ -57,6 +57,12 @@ class Node:
         return self.proc is not None and self.proc.poll() is None
 
 
+def _in_sync(node: Node) -> bool:
+    """True for a master, and for a replica whose link to its master is up (synced)."""
+    info = node.client().info("replication")
+    return bool(info["role"] == "master" or info.get("master_link_status") == "up")
+
+
 @dataclass
 class LocalCluster:
     """Nodes on 127.0.0.1; the first `masters` start as masters, the rest as their replicas."""
@@ -92,6 +98,8 @@ class LocalCluster:
         if done.returncode != 0:
             raise ClusterError(f"redis-cli --cluster create failed:\n{done.stdout}{done.stderr}")
         self.wait_ok()
+        if self.replicas:  # a replica that never synced with its master cannot replace it
+            self._wait(_in_sync)
 
     def _launch(self, binary: str) -> Node:
         node = Node(free_port(), free_port(), self.workdir)

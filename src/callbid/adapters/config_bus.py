@@ -101,6 +101,9 @@ class RedisConfigBus:
             pubsub = self._client.pubsub()
             try:
                 if isinstance(pubsub, ClusterPubSub):
+                    # A command on the channel's slot first: after a failover it finds the
+                    # new owner (the pub/sub connection alone keeps asking the dead one).
+                    await self._client.exists(self.channel)
                     await pubsub.ssubscribe(self.channel)
                     await self._receive(pubsub.get_sharded_message)
                 else:

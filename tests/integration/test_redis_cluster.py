@@ -1,0 +1,262 @@
+"""The Redis hot state on real local Redis Clusters: companies on several masters, a slot moved
+under load, the configuration bus, and a master killed with `kill -9` mid-load."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from callbid.adapters.config_bus import RedisConfigBus
+from callbid.domain.errors import Unavailable
+from callbid.domain.reserve import ReserveStatus
+from callbid.hotstate.cluster import RedisClient
+from callbid.hotstate.redis import RedisHotState, connect_redis
+from callbid.hotstate.redis_wire import prefix
+from tests.contract.test_hotstate_contract import T0, candidate, order, target
+from tests.support.redis_cluster import HOST, LocalCluster, redis_server, running_cluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+CAP = 3
+BURST = 12  # reserves fired at once at each fresh target: always more than CAP
+
+
+@pytest.fixture
+async def store(redis_cluster: LocalCluster) -> AsyncIterator[RedisHotState]:
+    hot = RedisHotState(connect_redis(redis_cluster.url, timeout=1.0, pool_size=32))
+    try:
+        yield hot
+    finally:
+        await hot.close()
+
+
+@dataclass
+class Load:
+    """What a load run saw: grants per (namespace, target), refusals and answers in time."""
+
+    granted: dict[tuple[str, int], list[str]] = field(default_factory=lambda: defaultdict(list))
+    refused: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    answered: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    async def burst(self, store: RedisHotState, ns: str, target_id: int) -> None:
+        async def one() -> None:
+            reserve = order(ns, candidate(target_id, concurrency=CAP), ttl=600)
+            try:
+                result = await store.reserve(reserve)
+            except Unavailable:
+                self.refused[ns].append(time.monotonic())
+                return
+            self.answered[ns].append(time.monotonic())
+            if result.status is ReserveStatus.RESERVED:
+                self.granted[ns, target_id].append(reserve.uuid)
+
+        await asyncio.gather(*(one() for _ in range(BURST)))
+
+    async def run(self, store: RedisHotState, namespaces: list[str], stop: asyncio.Event) -> None:
+        """Bursts at a fresh target of every namespace, round after round, until `stop`."""
+        round_ = 0
+        while not stop.is_set():
+            round_ += 1
+            await asyncio.gather(*(self.burst(store, ns, round_) for ns in namespaces))
+            await asyncio.sleep(0.01)
+
+    async def check(self, store: RedisHotState) -> None:
+        """No cap exceeded, and every reservation answered "granted" still readable."""
+        assert self.granted, "the load granted nothing"
+        for (ns, target_id), uuids in self.granted.items():
+            assert len(uuids) <= CAP, (ns, target_id, len(uuids))
+            for uuid in uuids:
+                assert await store.get(ns, uuid, T0) is not None, (ns, target_id, uuid)
+            (usage,) = await store.usage(ns, (target(target_id, concurrency=CAP),), T0)
+            assert len(uuids) <= usage.in_use <= CAP, (ns, target_id, usage)
+
+
+def namespaces_on(cluster: LocalCluster, port: int | None, count: int, stem: str) -> list[str]:
+    """`count` namespaces whose slot `port` serves (any master when None), others excluded."""
+    found, owners, i = [], cluster.slot_owners(), 0
+    while len(found) < count:
+        i += 1
+        ns = f"{stem}-{i}"
+        if port is None or owners[keyslot(prefix(ns))] == port:
+            found.append(ns)
+    return found
+
+
+def bus_client(cluster: LocalCluster) -> RedisClient:
+    return connect_redis(cluster.url, timeout=1.0, pool_size=4)
+
+
+async def eventually(condition: Callable[[], bool], seconds: float) -> None:
+    """Until `condition()` holds, polling; TimeoutError after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 (a condition on other tasks' results)
+            await asyncio.sleep(0.02)
+
+
+def keyslot(key: str) -> int:
+    """Redis Cluster's slot of `key` (CRC16 of its hash tag, mod 16384)."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    if start >= 0 and end > start + 1:
+        key = key[start + 1 : end]
+    crc = 0
+    for byte in key.encode():
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc % 16384
+
+
+async def test_companies_spread_over_several_masters(
+    redis_cluster: LocalCluster, store: RedisHotState
+) -> None:
+    namespaces = [f"co{company}" for company in range(1, 13)]
+    owners = {ns: redis_cluster.owner_of(prefix(ns)) for ns in namespaces}
+    assert len(set(owners.values())) > 1, owners
+    node = Redis(host=HOST, port=next(iter(owners.values())))
+    for ns in namespaces:  # the slot arithmetic of these tests is Redis's own
+        assert keyslot(prefix(ns)) == await node.execute_command("CLUSTER KEYSLOT", prefix(ns))
+    await node.aclose()
+    load = Load()
+    for ns in namespaces:
+        await load.burst(store, ns, 1)
+    assert not load.refused
+    assert {ns for ns, _ in load.granted} == set(namespaces)
+    assert all(len(uuids) == CAP for uuids in load.granted.values())
+    await load.check(store)
+    for ns, port in owners.items():  # each company's keys on its own master alone
+        node = Redis(host=HOST, port=port)
+        slot = keyslot(prefix(ns))
+        assert int(await node.execute_command("CLUSTER COUNTKEYSINSLOT", slot)) > 0
+        await node.aclose()
+
+
+async def move_slot(cluster: LocalCluster, slot: int, source: int, dest: int) -> None:
+    """Reshard `slot` from `source` to `dest` as `redis-cli --cluster reshard` does, one key
+    per MIGRATE with a pause between, so that the load meets the slot half moved."""
+    src, dst = Redis(host=HOST, port=source), Redis(host=HOST, port=dest)
+    try:
+        src_id = (await src.execute_command("CLUSTER MYID")).decode()
+        dst_id = (await dst.execute_command("CLUSTER MYID")).decode()
+        await dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+        await src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+        while keys := await src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1):
+            await src.execute_command("MIGRATE", HOST, dest, "", 0, 5000, "KEYS", *keys)
+            await asyncio.sleep(0.02)
+        for client in (dst, src):
+            await client.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+    finally:
+        await src.aclose()
+        await dst.aclose()
+
+
+async def test_a_slot_moved_under_load_never_overbooks_and_leaves_nothing_behind(
+    redis_cluster: LocalCluster, store: RedisHotState
+) -> None:
+    (moving,) = namespaces_on(redis_cluster, None, 1, "moving")
+    slot = keyslot(prefix(moving))
+    source = redis_cluster.slot_owners()[slot]
+    dest = next(port for port in set(redis_cluster.slot_owners().values()) if port != source)
+    (still,) = [ns for ns in namespaces_on(redis_cluster, dest, 1, "staying")]
+    load, stop = Load(), asyncio.Event()
+    running = asyncio.create_task(load.run(store, [moving, still], stop))
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    await move_slot(redis_cluster, slot, source, dest)
+    moved = time.monotonic()
+    await asyncio.sleep(0.5)
+    stop.set()
+    await running
+    refused = load.refused[moving]
+    print(
+        f"\nslot move: {moved - started:.2f} s, {len(refused)} reserves refused over "
+        f"{(max(refused) - min(refused)) if refused else 0:.2f} s"
+    )
+    assert refused, "no reserve met the slot mid-move"  # else the test proves nothing
+    assert not load.refused[still]  # a slot that does not move is not disturbed
+    assert max(load.answered[moving]) > moved  # served again, by the new owner
+    await load.check(store)
+    assert redis_cluster.slot_owners()[slot] == dest
+    old = Redis(host=HOST, port=source)
+    assert int(await old.execute_command("CLUSTER COUNTKEYSINSLOT", slot)) == 0
+    await old.aclose()
+
+
+async def test_the_config_bus_reaches_the_other_instance(redis_cluster: LocalCluster) -> None:
+    seen: dict[str, list[int | None]] = {"a": [], "b": []}
+    buses = [RedisConfigBus(bus_client(redis_cluster), seen[name].append) for name in ("a", "b")]
+    try:
+        for bus in buses:
+            bus.start()
+            await asyncio.wait_for(bus.subscribed.wait(), 5)
+        assert buses[0].channel == "cb:config"
+        await buses[0].publish(42)
+        await eventually(lambda: 42 in seen["b"], 5)
+        assert seen["a"] == [None]  # its own subscription alone, not its own message
+    finally:
+        for bus in buses:
+            await bus.stop()
+            await bus._client.aclose()
+
+
+@pytest.fixture
+def failover_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """Its own cluster: 3 masters with a replica each, AOF synced on every write."""
+    if redis_server() is None:
+        pytest.skip("redis-server and redis-cli are needed for a local Redis Cluster")
+    with running_cluster(tmp_path, replicas=1, appendonly=True) as cluster:
+        yield cluster
+
+
+async def test_a_master_killed_mid_load_fails_over_without_overbooking_or_loss(
+    failover_cluster: LocalCluster,
+) -> None:
+    cluster = failover_cluster
+    victim = cluster.owner_of("cb:config")  # the bus's channel lives there too
+    doomed = namespaces_on(cluster, victim, 2, "doomed")
+    others = namespaces_on(cluster, None, 6, "safe")
+    safe = [ns for ns in others if cluster.owner_of(prefix(ns)) != victim]
+    store = RedisHotState(connect_redis(cluster.url, timeout=1.0, pool_size=32))
+    seen: list[int | None] = []
+    sender = RedisConfigBus(bus_client(cluster), lambda _: None)
+    listener = RedisConfigBus(bus_client(cluster), seen.append)
+    load, stop = Load(), asyncio.Event()
+    try:
+        listener.start()
+        await asyncio.wait_for(listener.subscribed.wait(), 5)
+        running = asyncio.create_task(load.run(store, [*doomed, *safe], stop))
+        await asyncio.sleep(0.5)
+        killed = time.monotonic()
+        cluster.kill(victim)
+        await eventually(lambda: any(at > killed for ns in doomed for at in load.answered[ns]), 20)
+        recovered = time.monotonic()
+        await asyncio.sleep(0.5)
+        stop.set()
+        await running
+        async with asyncio.timeout(10):  # the bus resubscribed, on the promoted replica
+            while 7 not in seen:
+                await sender.publish(7)
+                await asyncio.sleep(0.1)
+        bus_back = time.monotonic()
+        refused = [at for ns in doomed for at in load.refused[ns]]
+        print(
+            f"\nfailover: reserves refused for {recovered - killed:.2f} s after the kill "
+            f"({len(refused)} refusals); bus back after {bus_back - killed:.2f} s"
+        )
+        assert refused, "no reserve met the failed master"
+        assert cluster.owner_of(prefix(doomed[0])) != victim
+        await load.check(store)
+    finally:
+        stop.set()
+        await listener.stop()
+        await store.close()
+        for bus in (sender, listener):
+            await bus._client.aclose()
