@@ -1,8 +1,9 @@
 """Race many worker processes for one capped buyer and count what they granted.
 
-Starts `callbid serve --workers N` on PostgreSQL and Redis, builds a campaign whose only buyer
-has a concurrency cap of `--cap` behind a key that counts reservations against caps, opens
-`--pings` connections at once and fires one ping with a distinct caller on each. Exactly
+Starts `callbid serve --workers N` on PostgreSQL and Redis (with `--cluster`, a local 3-master
+Redis Cluster it starts from `redis-server` on free ports and tears down), builds a campaign
+whose only buyer has a concurrency cap of `--cap` behind a key that counts reservations against
+caps, opens `--pings` connections at once and fires one ping with a distinct caller on each. Exactly
 `--cap` pings may be granted; the last line is JSON `{"granted", "cap", "errors", ...}`.
 """
 
@@ -14,11 +15,13 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -47,9 +50,9 @@ FIRST_CALLER = 2_025_550_000
 # ---------------------------------------------------------------- stores
 
 
-async def stored_reserved(postgres_server: str, campaign_id: int) -> int:
+async def stored_reserved(postgres_server: str, database: str, campaign_id: int) -> int:
     """Reservations the database holds as granted, for a cross-check of the answers."""
-    conn = await asyncpg.connect(f"{postgres_server}/{BENCH_DATABASE}")
+    conn = await asyncpg.connect(f"{postgres_server}/{database}")
     try:
         found = await conn.fetchval(
             "SELECT count(*) FROM reservations WHERE campaign_id = $1 AND status = 'reserved'",
@@ -203,15 +206,36 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--postgres",
         default=POSTGRES_SERVER,
-        help=f"PostgreSQL server; database {BENCH_DATABASE} is dropped and created",
+        help="PostgreSQL server; the --database is dropped and created on it",
     )
+    parser.add_argument("--database", default=BENCH_DATABASE, help="the bench's own database")
     parser.add_argument("--redis-url", default=REDIS_URL, help="a Redis database it empties")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="race on a local 3-master Redis Cluster of its own instead of --redis-url",
+    )
     parser.add_argument("--json-only", action="store_true")
     return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace, say: Say) -> dict[str, Any]:
-    env = {**os.environ, **fresh_stores(args.postgres, BENCH_DATABASE, args.redis_url)}
+    if not args.cluster:
+        return race_on(args, args.redis_url, say)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.support
+    from tests.support.redis_cluster import ClusterError, running_cluster
+
+    with tempfile.TemporaryDirectory(prefix="callbid-race-cluster-") as tmp:
+        say("starting a local 3-master Redis Cluster")
+        try:
+            with running_cluster(Path(tmp)) as cluster:
+                return race_on(args, cluster.url, say) | {"cluster_masters": cluster.masters}
+        except ClusterError as exc:
+            raise BenchError(str(exc)) from exc
+
+
+def race_on(args: argparse.Namespace, redis_url: str, say: Say) -> dict[str, Any]:
+    env = {**os.environ, **fresh_stores(args.postgres, args.database, redis_url)}
     env["CALLBID_SEED_DEMO"] = "false"
     token = company_token(env)
     say(f"starting {args.workers} workers on PostgreSQL and Redis")
@@ -222,7 +246,7 @@ def run(args: argparse.Namespace, say: Say) -> dict[str, Any]:
         started = time.monotonic()
         out = asyncio.run(race(port, campaign.key, args.pings))
         elapsed = time.monotonic() - started
-        stored = asyncio.run(stored_reserved(args.postgres, campaign.id))
+        stored = asyncio.run(stored_reserved(args.postgres, args.database, campaign.id))
         log = server.stderr
         if server.proc.poll() is not None:
             raise BenchError(f"server died:\n{tail(log)}")

@@ -191,13 +191,15 @@ async def _recreate_database(server: str, name: str) -> None:
 
 
 def fresh_stores(postgres_server: str, database: str, redis_url: str) -> dict[str, str]:
-    """Empty the bench's own PostgreSQL database and Redis database; their env settings."""
+    """Empty the bench's own PostgreSQL database and Redis database (a cluster URL names a
+    cluster the bench has just started, empty); their env settings."""
     asyncio.run(_recreate_database(postgres_server, database))
-    client = Redis.from_url(redis_url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
+    if not redis_url.startswith("redis+cluster://"):
+        client = Redis.from_url(redis_url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
     host = urlsplit(postgres_server).netloc
     return {
         "CALLBID_DATABASE_URL": f"postgresql+asyncpg://{host}/{database}",
