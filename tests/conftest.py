@@ -14,10 +14,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from callbid.api.app import create_app
+from callbid.hotstate.cluster import connect_cluster, is_cluster_url
 from callbid.runtime import Runtime
 from callbid.service.demo import demo_credentials
 from callbid.settings import Settings
@@ -91,6 +93,14 @@ async def reset_postgres(url: str) -> None:
 
 
 async def reset_redis(url: str) -> None:
+    """Empty the tests' Redis database, or every master of a local test cluster."""
+    if is_cluster_url(url):
+        cluster = connect_cluster(url, timeout=5.0, pool_size=4)
+        try:
+            await cluster.flushdb(target_nodes=RedisCluster.PRIMARIES)
+        finally:
+            await cluster.aclose()
+        return
     client = Redis.from_url(url)
     try:
         await client.flushdb()

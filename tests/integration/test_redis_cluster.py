@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -19,7 +20,11 @@ from callbid.domain.reserve import ReserveStatus
 from callbid.hotstate.cluster import RedisClient
 from callbid.hotstate.redis import RedisHotState, connect_redis
 from callbid.hotstate.redis_wire import prefix
+from tests.builders import build_campaign
+from tests.conftest import FakeClock
 from tests.contract.test_hotstate_contract import T0, candidate, order, target
+from tests.integration.test_scale_out import eventually as scale_out_eventually
+from tests.integration.test_scale_out import ping, second_worker
 from tests.support.redis_cluster import HOST, LocalCluster, redis_server, running_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -205,6 +210,46 @@ async def test_the_config_bus_reaches_the_other_instance(redis_cluster: LocalClu
         for bus in buses:
             await bus.stop()
             await bus._client.aclose()
+
+
+async def test_scripts_lost_by_every_master_are_loaded_again(
+    redis_cluster: LocalCluster, store: RedisHotState
+) -> None:
+    namespaces = namespaces_on(redis_cluster, None, 6, "flushed")
+    await Load().burst(store, namespaces[0], 1)  # the scripts are loaded
+    for port in set(redis_cluster.slot_owners().values()):
+        node = Redis(host=HOST, port=port)
+        await node.script_flush()
+        await node.aclose()
+    load = Load()  # a batch on one master, then batches on every master at once
+    await load.burst(store, namespaces[1], 1)
+    await asyncio.gather(*(load.burst(store, ns, 2) for ns in namespaces))
+    assert not load.refused
+    assert sorted(len(uuids) for uuids in load.granted.values()) == [CAP] * 7
+    await load.check(store)
+
+
+@pytest.mark.postgres
+async def test_two_workers_on_the_cluster_share_caps_and_configuration_changes(
+    redis_cluster: LocalCluster, make_service: Callable[..., Any], clock: FakeClock
+) -> None:
+    async with make_service("postgres", redis_url=redis_cluster.url) as one:
+        built = await build_campaign(one.runtime.sessions)
+        async with second_worker(one.settings, clock) as two:
+            assert two.runtime.bus is not None
+            await asyncio.wait_for(two.runtime.bus.subscribed.wait(), 5)
+            assert (await ping(two, built, "+12125550001")).json()["status"] == "reserved"
+            auth = {"Authorization": f"Bearer {built.token}"}
+            paused = await one.client.patch(
+                f"/api/v1/rtb-keys/{built.key}", json={"paused": True}, headers=auth
+            )
+            assert paused.status_code == 200, paused.text
+
+            async def refused() -> bool:
+                return (await ping(two, built, "+12125550002")).status_code == 403
+
+            seen, took = await scale_out_eventually(refused, within=1.0)
+            assert seen, f"the second worker still serves the paused key after {took:.2f} s"
 
 
 @pytest.fixture
