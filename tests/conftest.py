@@ -126,12 +126,18 @@ def sqlite_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def skip_without_redis_server() -> None:
+    """Skip a test that starts its own Redis Cluster on a machine without `redis-server`,
+    unless CALLBID_TEST_REQUIRE_CLUSTER=1 (as in CI): then starting it fails the test."""
+    if redis_server() is None and os.environ.get("CALLBID_TEST_REQUIRE_CLUSTER") != "1":
+        pytest.skip("redis-server and redis-cli are needed for a local Redis Cluster")
+
+
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """One local 3-master Redis Cluster for the whole session (no replicas), on free ports.
     Skipped without `redis-server`, unless CALLBID_TEST_REQUIRE_CLUSTER=1 (then it fails)."""
-    if redis_server() is None and os.environ.get("CALLBID_TEST_REQUIRE_CLUSTER") != "1":
-        pytest.skip("redis-server and redis-cli are needed for a local Redis Cluster")
+    skip_without_redis_server()
     with running_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
         yield cluster
 

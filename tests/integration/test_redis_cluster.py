@@ -21,11 +21,11 @@ from callbid.hotstate.cluster import RedisClient
 from callbid.hotstate.redis import RedisHotState, connect_redis
 from callbid.hotstate.redis_wire import prefix
 from tests.builders import build_campaign
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, skip_without_redis_server
 from tests.contract.test_hotstate_contract import T0, candidate, order, target
 from tests.integration.test_scale_out import eventually as scale_out_eventually
 from tests.integration.test_scale_out import ping, second_worker
-from tests.support.redis_cluster import HOST, LocalCluster, redis_server, running_cluster
+from tests.support.redis_cluster import HOST, LocalCluster, running_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -255,8 +255,7 @@ async def test_two_workers_on_the_cluster_share_caps_and_configuration_changes(
 @pytest.fixture
 def failover_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     """Its own cluster: 3 masters with a replica each, AOF synced on every write."""
-    if redis_server() is None:
-        pytest.skip("redis-server and redis-cli are needed for a local Redis Cluster")
+    skip_without_redis_server()
     with running_cluster(tmp_path, replicas=1, appendonly=True) as cluster:
         yield cluster
 
