@@ -9,6 +9,11 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callbid.hotstate.sentinel import SENTINEL_SCHEME, parse_sentinel_url
+
+#: The URL schemes `CALLBID_REDIS_URL` takes.
+REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+
 
 class Settings(BaseSettings):
     """Every knob callbid has. Validation reports every problem in one message."""
@@ -20,7 +25,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
     )
     redis_url: str | None = Field(
-        default=None, description="redis://host:port/db for shared hot state"
+        default=None,
+        description="redis://host:port/db, or redis+sentinel://host:port,…/<master>/db, for "
+        "shared hot state",
     )
     redis_timeout_seconds: float = Field(
         default=1.0, gt=0, le=30, description="give up on a Redis call after this long (503)"
@@ -30,6 +37,13 @@ class Settings(BaseSettings):
         ge=2,
         le=10_000,
         description="Redis connections per worker process (one is the configuration bus's)",
+    )
+    redis_replicas_ack: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="replicas that must confirm each hot-state write (Redis WAIT) before it "
+        "is answered; 503 otherwise",
     )
     database_timeout_seconds: float = Field(
         default=5.0, gt=0, le=300, description="give up connecting to PostgreSQL after this long"
@@ -123,6 +137,13 @@ class Settings(BaseSettings):
     def _lower_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and (problem := redis_url_problem(value)):
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _check_together(self) -> Settings:
         problems = []
@@ -159,3 +180,18 @@ class Settings(BaseSettings):
             return None
         _, _, path = self.database_url.partition(":///")
         return Path(path) if path and path != ":memory:" else None
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL, or None."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme not in REDIS_SCHEMES:
+        schemes = ", ".join(f"{name}://" for name in REDIS_SCHEMES)
+        given = f"scheme {scheme!r}" if sep else "no scheme"
+        return f"{given}: a Redis URL starts with one of {schemes}"
+    if scheme == SENTINEL_SCHEME:
+        try:
+            parse_sentinel_url(url)
+        except ValueError as exc:
+            return str(exc)
+    return None

@@ -11,10 +11,18 @@ from asyncpg.exceptions import (
     PostgresConnectionError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MasterDownError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from callbid.domain.errors import Unavailable
+
+
+class NotReplicated(RedisError):
+    """Redis made a write, but fewer replicas than `CALLBID_REDIS_REPLICAS_ACK` confirmed it
+    in time: a failover now could lose it, so it is not acknowledged (the caller retries,
+    and every script answers a retry with what it stored the first time)."""
+
 
 OUTAGES = (
     OSError,
@@ -23,6 +31,12 @@ OUTAGES = (
     InterfaceError,
     RedisConnectionError,  # includes BusyLoadingError: Redis is still loading its data
     RedisTimeoutError,
+    # A failover under way: MasterNotFoundError (the sentinels see no master) is a
+    # ConnectionError above; a demoted master refuses writes; a replica cut off from its
+    # master refuses everything; a write was not confirmed by enough replicas.
+    ReadOnlyError,
+    MasterDownError,
+    NotReplicated,
     # Raised by asyncpg itself on the writer's direct connection (no SQLAlchemy wrapping):
     PostgresConnectionError,  # SQLSTATE class 08: connection failures
     ConnectionDoesNotExistError,  # the connection was lost mid-transaction
