@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from callbid.runtime import Runtime
 from callbid.service.demo import demo_credentials
 from callbid.settings import Settings
 from tests.builders import Built
+from tests.support.redis_sentinel import RedisSentinel, running_sentinel
 
 
 @dataclass
@@ -113,6 +114,14 @@ def sqlite_settings(tmp_path: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinel]:
+    """One Sentinel-managed primary (two replicas, three sentinels) for the whole session,
+    started on first use; tests that kill a node start a deployment of their own."""
+    with running_sentinel(tmp_path_factory.mktemp("sentinel")) as deployment:
+        yield deployment
 
 
 @pytest.fixture
