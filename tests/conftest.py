@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from callbid.api.app import create_app
+from callbid.hotstate.redis import connect_redis
 from callbid.runtime import Runtime
 from callbid.service.demo import demo_credentials
 from callbid.settings import Settings
@@ -91,7 +91,7 @@ async def reset_postgres(url: str) -> None:
 
 
 async def reset_redis(url: str) -> None:
-    client = Redis.from_url(url)
+    client = connect_redis(url, timeout=2.0, pool_size=2)  # also redis+sentinel:// URLs
     try:
         await client.flushdb()
     finally:
