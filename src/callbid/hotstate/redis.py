@@ -42,7 +42,7 @@ from callbid.hotstate.redis_wire import (
     record_key,
     reserve_args,
 )
-from callbid.hotstate.sentinel import SENTINEL_SCHEME, connect_sentinel
+from callbid.hotstate.sentinel import SENTINEL_SCHEME, connect_sentinel, follow_master
 
 log = logging.getLogger(__name__)
 report_outage = OutageLog(log)
@@ -183,14 +183,17 @@ class ScriptPipeline:
         if confirm:
             pipe.execute_command("WAIT", self._replicas_ack, self._wait_ms)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
-        return self._confirmed(calls, replies) if confirm else replies
-
-    def _confirmed(self, calls: list[Call], replies: list[Any]) -> list[Any]:
-        """The script replies, each write's replaced by `NotReplicated` unless WAIT (the last
-        reply) counted enough replicas."""
+        if not confirm:
+            return replies
         *answers, acked = replies
         if isinstance(acked, int) and acked >= self._replicas_ack:
             return answers
+        await follow_master(self._client)  # this master may have been replaced
+        return self._refused(calls, answers, acked)
+
+    def _refused(self, calls: list[Call], answers: list[Any], acked: Any) -> list[Any]:
+        """The script replies, each write's replaced by `NotReplicated`: WAIT answered
+        `acked`, fewer replicas than asked for, or an error."""
         refusal = NotReplicated(
             f"{acked!r} of {self._replicas_ack} replicas confirmed within {self._wait_ms} ms"
         )

@@ -10,11 +10,13 @@ READONLY once it is demoted) and the next ones go to the new one.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import RedisError
 
 from callbid.hotstate.pool import pool_options
 
@@ -117,3 +119,14 @@ def connect_sentinel(url: str, *, timeout: float, pool_size: int) -> Redis:
         **pool_options(timeout),
     )
     return client
+
+
+async def follow_master(client: Redis) -> None:
+    """On a Sentinel client, ask the sentinels where the master is now and drop pooled
+    connections to another one (redis-py asks only when it opens a connection): called when
+    a write went unconfirmed, since a master whose replicas left it for a promoted one keeps
+    taking writes until the sentinels demote it, seconds later. Does nothing otherwise."""
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        with contextlib.suppress(RedisError):  # no master named yet: the next call asks again
+            await pool.get_master_address()  # type: ignore[no-untyped-call]  # redis-py
