@@ -1,7 +1,9 @@
 """A Sentinel-managed primary killed with `kill -9` mid-load: calls answer 503 (Unavailable)
 while the sentinels promote a replica, then recover by themselves on the new primary, with
 no cap exceeded and no acknowledged reservation lost (AOF on, every write confirmed by a
-replica). Each test starts a deployment of its own, since it kills a node of it."""
+replica). A forced failover (`SENTINEL FAILOVER`, the old primary alive) recovers as fast, and
+its lost writes are measured. Each test starts a deployment of its own, since it replaces
+its primary."""
 
 from __future__ import annotations
 
