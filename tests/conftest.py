@@ -13,18 +13,19 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from callbid.api.app import create_app
 from callbid.hotstate.cluster import connect_cluster, is_cluster_url
+from callbid.hotstate.redis import connect_redis
 from callbid.runtime import Runtime
 from callbid.service.demo import demo_credentials
 from callbid.settings import Settings
 from tests.builders import Built
 from tests.support.redis_cluster import LocalCluster, redis_server, running_cluster
+from tests.support.redis_sentinel import RedisSentinel, running_sentinel
 
 
 @dataclass
@@ -101,7 +102,7 @@ async def reset_redis(url: str) -> None:
         finally:
             await cluster.aclose()
         return
-    client = Redis.from_url(url)
+    client = connect_redis(url, timeout=2.0, pool_size=2)  # also redis+sentinel:// URLs
     try:
         await client.flushdb()
     finally:
@@ -127,7 +128,8 @@ def sqlite_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 def skip_without_redis_server() -> None:
-    """Skip a test that starts its own Redis Cluster on a machine without `redis-server`,
+    """Skip a test that starts its own Redis Cluster or Sentinel deployment on a machine
+    without `redis-server`,
     unless CALLBID_TEST_REQUIRE_CLUSTER=1 (as in CI): then starting it fails the test."""
     if redis_server() is None and os.environ.get("CALLBID_TEST_REQUIRE_CLUSTER") != "1":
         pytest.skip("redis-server and redis-cli are needed for a local Redis Cluster")
@@ -140,6 +142,16 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
     skip_without_redis_server()
     with running_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinel]:
+    """One Sentinel-managed primary (two replicas, three sentinels) for the whole session,
+    started on first use; tests that kill a node start a deployment of their own. Skipped
+    without `redis-server`, unless CALLBID_TEST_REQUIRE_CLUSTER=1 (then it fails)."""
+    skip_without_redis_server()
+    with running_sentinel(tmp_path_factory.mktemp("sentinel")) as deployment:
+        yield deployment
 
 
 @pytest.fixture

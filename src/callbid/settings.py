@@ -10,23 +10,10 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callbid.hotstate.cluster import CLUSTER_SCHEME, is_cluster_url, parse_cluster_url
+from callbid.hotstate.sentinel import SENTINEL_SCHEME, parse_sentinel_url
 
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-
-
-def _redis_url_problems(url: str) -> list[str]:
-    """What is wrong with `url` as CALLBID_REDIS_URL (nothing: an empty list)."""
-    scheme = url.partition("://")[0].lower()
-    if is_cluster_url(url):
-        try:
-            parse_cluster_url(url)
-        except ValueError as exc:
-            return [f"redis_url: {exc}"]
-        return []
-    if "://" not in url or scheme not in REDIS_SCHEMES:
-        known = ", ".join(f"{name}://" for name in (*REDIS_SCHEMES, CLUSTER_SCHEME))
-        return [f"redis_url: {url[:40]!r} is not a Redis URL (one of {known})"]
-    return []
+#: The URL schemes `CALLBID_REDIS_URL` takes.
+REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME, CLUSTER_SCHEME)
 
 
 class Settings(BaseSettings):
@@ -41,7 +28,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         description=(
-            "redis://host:port/db (or rediss://, unix://) for shared hot state, or "
+            "redis://host:port/db (or rediss://, unix://) for shared hot state, "
+            "redis+sentinel://host:port,…/<master>/db for a Sentinel-managed primary, or "
             "redis+cluster://host:port[,host:port...] for a Redis Cluster"
         ),
     )
@@ -53,6 +41,13 @@ class Settings(BaseSettings):
         ge=2,
         le=10_000,
         description="Redis connections per worker process (one is the configuration bus's)",
+    )
+    redis_replicas_ack: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="replicas that must confirm each hot-state write (Redis WAIT) before it "
+        "is answered; 503 otherwise",
     )
     database_timeout_seconds: float = Field(
         default=5.0, gt=0, le=300, description="give up connecting to PostgreSQL after this long"
@@ -146,6 +141,13 @@ class Settings(BaseSettings):
     def _lower_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and (problem := redis_url_problem(value)):
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _check_together(self) -> Settings:
         problems = []
@@ -154,8 +156,6 @@ class Settings(BaseSettings):
                 ip_network(cidr, strict=False)
             except ValueError:
                 problems.append(f"buyer_allow_networks: {cidr!r} is not a network (CIDR)")
-        if self.redis_url is not None:
-            problems.extend(_redis_url_problems(self.redis_url))
         if self.workers > 1 and (self.redis_url is None or self.store == "memory"):
             problems.append("several workers share hot state: set CALLBID_REDIS_URL")
         if self.workers > 1 and self.is_sqlite:
@@ -164,6 +164,10 @@ class Settings(BaseSettings):
             )
         if self.pixel_backoff_max_seconds < self.pixel_backoff_base_seconds:
             problems.append("pixel_backoff_max_seconds must be at least pixel_backoff_base_seconds")
+        if self.redis_replicas_ack and self.redis_url and is_cluster_url(self.redis_url):
+            problems.append(
+                "redis_replicas_ack is not supported on a Redis Cluster yet (one WAIT per node)"
+            )
         if self.store == "redis" and self.redis_url is None:
             problems.append("store=redis needs CALLBID_REDIS_URL")
         if problems:
@@ -184,3 +188,19 @@ class Settings(BaseSettings):
             return None
         _, _, path = self.database_url.partition(":///")
         return Path(path) if path and path != ":memory:" else None
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL, or None."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme not in REDIS_SCHEMES:
+        schemes = ", ".join(f"{name}://" for name in REDIS_SCHEMES)
+        given = f"scheme {scheme!r}" if sep else "no scheme"
+        return f"{given}: a Redis URL starts with one of {schemes}"
+    parse = {SENTINEL_SCHEME: parse_sentinel_url, CLUSTER_SCHEME: parse_cluster_url}.get(scheme)
+    if parse is not None:
+        try:
+            parse(url)
+        except ValueError as exc:
+            return str(exc)
+    return None

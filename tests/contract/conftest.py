@@ -4,9 +4,11 @@ A store plugs in at one place, `STORE_FACTORIES`: a name and a factory returning
 context manager that yields a fresh, usable store and closes it on exit. Each test works in
 its own namespace (`ns`), so stores backed by a shared server never see each other's keys.
 
-The Redis store runs against database 15 of `CALLBID_TEST_REDIS_URL`, which it empties; the
-cluster store against the session's local 3-master Redis Cluster (`redis_cluster`), where each
-test's namespace lands on whichever master owns its slot.
+The Redis store runs against database 15 of `CALLBID_TEST_REDIS_URL`, which it empties. The
+cluster store runs on the session's local 3-master Redis Cluster (`redis_cluster`), where each
+test's namespace lands on whichever master owns its slot. The Sentinel store runs on the
+session's own Sentinel-managed primary (`redis_sentinel`), every write confirmed by a replica
+(`WAIT 1`), as `CALLBID_REDIS_REPLICAS_ACK=1` deploys it.
 
 Factories are called on the event loop that will drive the store: the `store` fixture on the
 test's loop, the property tests on a loop of their own (see `store_factory`).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -26,6 +29,7 @@ from callbid.hotstate.memory import MemoryHotState
 from callbid.hotstate.protocol import HotState
 from callbid.hotstate.redis import RedisHotState, connect_redis
 from tests.support.redis_cluster import LocalCluster
+from tests.support.redis_sentinel import RedisSentinel
 
 StoreFactory = Callable[[], AbstractAsyncContextManager[HotState]]
 
@@ -51,44 +55,62 @@ async def redis_store() -> AsyncIterator[HotState]:
         await store.close()
 
 
-#: The session's cluster, set by `store_factory` before a cluster test runs (factories take
-#: no arguments, and the property tests call them on loops of their own).
-CLUSTER: list[LocalCluster] = []
+def cluster_store(cluster: LocalCluster) -> StoreFactory:
+    @asynccontextmanager
+    async def store() -> AsyncIterator[HotState]:
+        hot = RedisHotState(connect_redis(cluster.url, timeout=5.0, pool_size=32))
+        try:
+            yield hot
+        finally:
+            await hot.close()
+
+    return store
 
 
-@asynccontextmanager
-async def cluster_store() -> AsyncIterator[HotState]:
-    client = connect_redis(CLUSTER[0].url, timeout=5.0, pool_size=32)
-    store = RedisHotState(client)
-    try:
-        yield store
-    finally:
-        await store.close()
+def sentinel_store(deployment: RedisSentinel) -> StoreFactory:
+    @asynccontextmanager
+    async def store() -> AsyncIterator[HotState]:
+        client = connect_redis(deployment.url, timeout=2.0, pool_size=8)
+        await client.flushdb()
+        hot = RedisHotState(client, replicas_ack=1, wait_ms=1000)
+        try:
+            yield hot
+        finally:
+            await hot.close()
+
+    return store
 
 
 # The single place where stores plug in: name -> factory, plus the marks its tests carry.
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": memory_store,
     "redis": redis_store,
-    "cluster": cluster_store,
 }
 STORE_MARKS: dict[str, tuple[pytest.MarkDecorator, ...]] = {
     "redis": (pytest.mark.redis,),
     "cluster": (pytest.mark.cluster,),
+    "sentinel": (pytest.mark.sentinel,),
+}
+#: Stores on a deployment a session fixture starts: name -> (fixture, factory on its value).
+DEPLOYED_STORE_FACTORIES: dict[str, tuple[str, Callable[[Any], StoreFactory]]] = {
+    "cluster": ("redis_cluster", cluster_store),
+    "sentinel": ("redis_sentinel", sentinel_store),
 }
 
 
 def _store_params() -> list[object]:
     return [
-        pytest.param(name, marks=STORE_MARKS.get(name, ()), id=name) for name in STORE_FACTORIES
+        pytest.param(name, marks=STORE_MARKS.get(name, ()), id=name)
+        for name in (*STORE_FACTORIES, *DEPLOYED_STORE_FACTORIES)
     ]
 
 
 @pytest.fixture(params=_store_params())
 def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
     """The factory of the store under test, for tests that drive their own event loop."""
-    if request.param == "cluster" and not CLUSTER:
-        CLUSTER.append(request.getfixturevalue("redis_cluster"))
+    if request.param in DEPLOYED_STORE_FACTORIES:
+        fixture, on_deployment = DEPLOYED_STORE_FACTORIES[request.param]
+        return on_deployment(request.getfixturevalue(fixture))
     factory: StoreFactory = STORE_FACTORIES[request.param]
     return factory
 

@@ -1,1 +1,2 @@
-"""Test support that does not depend on pytest, shared by the tests and the benches."""
+"""Test support that does not depend on pytest (real local Redis Cluster and Sentinel
+deployments), shared by the tests and the benches."""

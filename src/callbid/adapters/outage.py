@@ -12,7 +12,9 @@ from asyncpg.exceptions import (
 )
 from redis.exceptions import (
     ClusterError,
+    ReadOnlyError,
     RedisClusterUnreachableError,
+    RedisError,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -21,6 +23,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from callbid.domain.errors import Unavailable
+
+
+class NotReplicated(RedisError):
+    """Redis made a write, but fewer replicas than `CALLBID_REDIS_REPLICAS_ACK` confirmed it
+    in time: a failover now could lose it, so it is not acknowledged (the caller retries,
+    and every script answers a retry with what it stored the first time)."""
+
 
 OUTAGES = (
     OSError,
@@ -36,6 +45,12 @@ OUTAGES = (
     ClusterError,  # includes ClusterDownError and MasterDownError
     SlotNotCoveredError,
     RedisClusterUnreachableError,
+    # A failover under way: MasterNotFoundError (the sentinels see no master) is a
+    # ConnectionError above; a demoted master refuses writes; a replica cut off from its
+    # master refuses everything (MASTERDOWN, a ClusterError above); a write was not confirmed
+    # by enough replicas.
+    ReadOnlyError,
+    NotReplicated,
     # Raised by asyncpg itself on the writer's direct connection (no SQLAlchemy wrapping):
     PostgresConnectionError,  # SQLSTATE class 08: connection failures
     ConnectionDoesNotExistError,  # the connection was lost mid-transaction

@@ -151,7 +151,11 @@ async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng:
             timeout=settings.redis_timeout_seconds,
             pool_size=settings.redis_pool_size,
         )
-        redis_store = store = RedisHotState(client)
+        redis_store = store = RedisHotState(
+            client,
+            replicas_ack=settings.redis_replicas_ack,
+            wait_ms=int(settings.redis_timeout_seconds * 500),  # half the call's time limit
+        )
 
         async def restore_if_lost() -> None:
             await restore_redis_state(redis_store, sessions, clock())

@@ -12,12 +12,11 @@ from typing import Any, ParamSpec, TypeVar
 
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from callbid.adapters.outage import OutageLog, is_outage
+from callbid.adapters.outage import NotReplicated, OutageLog, is_outage
 from callbid.domain.errors import Unavailable
 from callbid.domain.reserve import (
     EPSILON,
@@ -31,6 +30,7 @@ from callbid.domain.reserve import (
     period_counters,
 )
 from callbid.hotstate.cluster import RedisClient, connect_cluster, is_cluster_url
+from callbid.hotstate.pool import pool_options
 from callbid.hotstate.redis_wire import (
     decode_hold,
     decode_hold_record,
@@ -45,6 +45,7 @@ from callbid.hotstate.redis_wire import (
     reserve_args,
     script_keys,
 )
+from callbid.hotstate.sentinel import SENTINEL_SCHEME, connect_sentinel, follow_master
 
 log = logging.getLogger(__name__)
 report_outage = OutageLog(log)
@@ -53,7 +54,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 RETRY_AFTER_SECONDS = 1.0
-POOL_WAIT_SECONDS = 10.0
 #: Present while Redis holds the state of every live reservation; gone when Redis lost it.
 RESTORED_KEY = "cb:restored"
 RESTORING_KEY = "cb:restoring"
@@ -67,18 +67,14 @@ def connect_redis(url: str, *, timeout: float, pool_size: int) -> RedisClient:
     opening hundreds at once. It gives up after
     `timeout` seconds instead of hanging, and retries once on a fresh connection, so that a
     pooled connection broken by a Redis restart costs no request. Every script is safe to
-    retry: a reserve whose uuid is already stored answers with the stored record."""
+    retry: a reserve whose uuid is already stored answers with the stored record.
+    `redis+sentinel://` URLs get the same on the master their sentinels name;
+    `redis+cluster://` URLs get redis-py's cluster client (see `hotstate.cluster`)."""
     if is_cluster_url(url):
         return connect_cluster(url, timeout=timeout, pool_size=pool_size)
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=pool_size,
-        timeout=POOL_WAIT_SECONDS,  # a burst queues here; a down Redis fails fast below
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=30,
-    )
+    if url.startswith(f"{SENTINEL_SCHEME}://"):
+        return connect_sentinel(url, timeout=timeout, pool_size=pool_size)
+    pool = BlockingConnectionPool.from_url(url, max_connections=pool_size, **pool_options(timeout))
     return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
 
 
@@ -115,26 +111,47 @@ def _script_source(name: str) -> str:
     return "\n".join((lua / f"{part}.lua").read_text() for part in parts)
 
 
-Call = tuple[AsyncScript, list[str], list[str | bytes], "asyncio.Future[Any]"]
+#: A script call waiting for its batch: script, keys, arguments, whether it writes, answer.
+Call = tuple[AsyncScript, list[str], list[str | bytes], bool, "asyncio.Future[Any]"]
 
 
 class ScriptPipeline:
     """Script calls made during one turn of the event loop leave together, as one pipeline:
     one connection checkout, one write and one read for the lot, instead of one each. Every
     script is atomic on its own, so pipelining changes nothing of what each one does; under
-    load it cuts the client's and Redis's cost per call, at no latency cost when idle."""
+    load it cuts the client's and Redis's cost per call, at no latency cost when idle.
 
-    def __init__(self, client: RedisClient) -> None:
+    With `replicas_ack` > 0, a batch that writes ends with `WAIT replicas_ack wait_ms` on the
+    same connection, which covers every write before it: when fewer replicas confirm in time,
+    each write of the batch fails with `NotReplicated` (a failover could lose it), so no
+    caller is told of a write only the master has. Retrying is safe: every script answers a
+    repeat of a call (same uuid, same call key) with what it stored the first time."""
+
+    def __init__(self, client: RedisClient, *, replicas_ack: int = 0, wait_ms: int = 500) -> None:
+        if replicas_ack and isinstance(client, RedisCluster):
+            # One WAIT covers one connection's writes: a cluster batch would need one per node.
+            raise ValueError("replicas_ack is not supported on a Redis Cluster yet")
         self._client = client
+        self._replicas_ack = replicas_ack
+        self._wait_ms = wait_ms
         self._pending: list[Call] = []
         self._sending: set[asyncio.Task[None]] = set()
 
-    async def call(self, script: AsyncScript, keys: list[str], args: list[str | bytes]) -> Any:
+    async def call(
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        args: list[str | bytes],
+        *,
+        writes: bool = True,
+    ) -> Any:
+        """The script's reply; its error, or an outage error, as an exception. `writes=False`
+        marks a call that changes nothing, which needs no replica's confirmation."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
-        self._pending.append((script, keys, args, future))
+        self._pending.append((script, keys, args, writes, future))
         return await future
 
     def _flush(self) -> None:
@@ -145,31 +162,57 @@ class ScriptPipeline:
 
     async def _send(self, batch: list[Call]) -> None:
         try:
-            if len(batch) == 1:
-                script, keys, args, _ = batch[0]
-                replies = [await script(keys=keys, args=args)]
-            else:
-                pipe = self._client.pipeline(transaction=False)
-                for script, keys, args, _ in batch:
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                replies = await pipe.execute(raise_on_error=False)
+            replies = await self._run(batch)
+            lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if lost:  # Redis restarted, or failed over to a replica, and lost its scripts
+                again = await self._run([batch[i] for i in lost], load=True)
+                for i, reply in zip(lost, again, strict=True):
+                    replies[i] = reply
         except Exception as exc:
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (script, keys, args, future), reply in zip(batch, replies, strict=True):
-            if isinstance(reply, NoScriptError):  # Redis restarted and lost its scripts
-                try:
-                    reply = await script(keys=keys, args=args)
-                except Exception as exc:
-                    reply = exc
+            replies = [exc] * len(batch)
+        for (*_, future), reply in zip(batch, replies, strict=True):
             if future.done():  # its caller was cancelled
                 continue
             if isinstance(reply, Exception):
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
+
+    async def _run(self, calls: list[Call], *, load: bool = False) -> list[Any]:
+        """One reply (or error) per call, confirmed by replicas when asked to. `load` sends
+        each script's source (EVAL, which caches it again) instead of its digest."""
+        confirm = self._replicas_ack > 0 and any(writes for *_, writes, _ in calls)
+        if len(calls) == 1 and not confirm and not load:  # the idle path: no pipeline
+            script, keys, args, *_ = calls[0]
+            return [await script(keys=keys, args=args)]
+        pipe = self._client.pipeline(transaction=False)
+        for script, keys, args, *_ in calls:
+            if load:
+                pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+            else:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+        if confirm:
+            pipe.execute_command("WAIT", self._replicas_ack, self._wait_ms)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        if not confirm:
+            return replies
+        *answers, acked = replies
+        if isinstance(acked, int) and acked >= self._replicas_ack:
+            return answers
+        if isinstance(self._client, Redis):  # never a cluster: see __init__
+            await follow_master(self._client)  # this master may have been replaced
+        return self._refused(calls, answers, acked)
+
+    def _refused(self, calls: list[Call], answers: list[Any], acked: Any) -> list[Any]:
+        """The script replies, each write's replaced by `NotReplicated`: WAIT answered
+        `acked`, fewer replicas than asked for, or an error."""
+        refusal = NotReplicated(
+            f"{acked!r} of {self._replicas_ack} replicas confirmed within {self._wait_ms} ms"
+        )
+        return [
+            refusal if writes and not isinstance(answer, Exception) else answer
+            for (*_, writes, _), answer in zip(calls, answers, strict=True)
+        ]
 
 
 class RedisHotState:
@@ -179,7 +222,9 @@ class RedisHotState:
 
     rebuilt_from_database = False  # Redis keeps its own state (with AOF: see the README)
 
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisClient, *, replicas_ack: int = 0, wait_ms: int = 500) -> None:
+        """`replicas_ack`: replicas that must confirm each write before it is answered (see
+        `ScriptPipeline`), waiting at most `wait_ms` for them."""
         self._client = client
         self._reserve = client.register_script(_script_source("reserve"))
         self._hold = client.register_script(_script_source("hold"))
@@ -190,7 +235,7 @@ class RedisHotState:
         self._count = client.register_script(_script_source("count"))
         self._end = client.register_script(_script_source("end"))
         self._load_calls = client.register_script(_script_source("load_calls"))
-        self._pipeline = ScriptPipeline(client)
+        self._pipeline = ScriptPipeline(client, replicas_ack=replicas_ack, wait_ms=wait_ms)
 
     @unavailable_when_down
     async def reserve(self, order: ReserveOrder) -> ReserveResult:
@@ -202,7 +247,7 @@ class RedisHotState:
     async def preview(self, order: ReserveOrder) -> ReserveResult:
         keys = script_keys(order.namespace)
         args = reserve_args(order, EPSILON, dry=True)
-        reply = await self._pipeline.call(self._reserve, keys, args)
+        reply = await self._pipeline.call(self._reserve, keys, args, writes=False)
         return decode_result(reply)
 
     @unavailable_when_down
