@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from redis import Redis
+from sqlalchemy.engine import make_url
 
 from callbid.api.app import create_app
 from callbid.cli import main as cli_main
@@ -390,9 +391,11 @@ class CuttableProxy:
 async def test_postgres_down_answers_503_frees_the_slot_and_recovers(
     make_service: Callable[..., Any],
 ) -> None:
-    proxy = CuttableProxy()
+    # The tests' own database (CALLBID_TEST_POSTGRES_URL), reached through the proxy.
+    real = make_url(POSTGRES_URL)
+    proxy = CuttableProxy(real.port or 5432)
     await proxy.start()
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{proxy.port}/test"
+    url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     async with make_service("postgres", database_url=url, database_timeout_seconds=1) as svc:
         built = await build_campaign(
             svc.runtime.sessions,

@@ -55,7 +55,7 @@ R = TypeVar("R")
 
 RETRY_AFTER_SECONDS = 1.0
 #: Present while Redis holds the state of every live reservation; gone when Redis lost it.
-RESTORED_KEY = "cb:restored"
+RESTORED_KEY = "cb:restored:2"  # :2 since the caller hashes (who:): see the README
 RESTORING_KEY = "cb:restoring"
 RESTORE_LOCK_MS = 60_000
 

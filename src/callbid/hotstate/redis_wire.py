@@ -47,6 +47,11 @@ def record_key(namespace: str, uuid: str) -> str:
     return f"{prefix(namespace)}r:{uuid}"
 
 
+def who_key(p: str, caller: str) -> str:
+    """The caller's hash: its shields, sightings and match entries (see common.lua)."""
+    return f"{p}who:{caller}"
+
+
 def encode_subjects(subjects: tuple[CapSubject, ...]) -> bytes:
     """Subjects as hold.lua and dial.lua read them: [key, label, concurrency, periods]."""
     return orjson.dumps(
@@ -66,9 +71,10 @@ def reserve_args(order: ReserveOrder, epsilon: float, dry: bool = False) -> list
     form Redis takes it, every record a candidate may become already encoded (per payout
     option), so that the script decodes and formats nothing. In order ('' for absent):
 
-    1-17: uuid, now, hold, probe, dry ('1' or ''), the record, shield and seen keys, the seen
-    value and its TTL, the TTL of what the reservation stores, its expiry, `(now` (a ZCOUNT
-    bound), the caller, the inbound number and its JSON, epsilon;
+    1-17: uuid, now, hold, probe, dry ('1' or ''), the record key, the caller's hash key
+    (`who:<caller>`, '' without a caller), the shield and sighting fields in it, the sighting's
+    value, the TTL the caller's hash needs, the TTL of the record, its expiry, `(now` (a
+    ZCOUNT bound), the inbound number and its JSON, epsilon;
     then the rate key, interval and tolerance; the pool count and per number (number, JSON,
     key); the option count and each option's window; '1' and the publisher's subject, or '';
     the candidate count and per candidate: target, dedupe seconds, its own inbound number and
@@ -77,6 +83,8 @@ def reserve_args(order: ReserveOrder, epsilon: float, dry: bool = False) -> list
     period (counter key, limit, reason)."""
     p, now, expires = prefix(order.namespace), order.now, order.expires_at
     caller, inbound = order.caller_number, order.inbound_number
+    life = _life(expires - now)
+    seen = order.seen_key is not None
     args: list[str | bytes] = [
         order.uuid,
         repr(now),
@@ -84,14 +92,14 @@ def reserve_args(order: ReserveOrder, epsilon: float, dry: bool = False) -> list
         "1" if order.probe else "",
         "1" if dry else "",
         f"{p}r:{order.uuid}",
-        f"{p}shield:{order.shield_key}" if order.shield_key is not None else "",
-        f"{p}seen:{order.seen_key}" if order.seen_key is not None else "",
+        who_key(p, caller) if caller is not None else "",
+        order.shield_key or "",
+        order.seen_key or "",
         f"{now!r}|{now + order.seen_ttl!r}",
-        str(_life(order.seen_ttl)),
-        str(_life(expires - now)),
+        str(max(life, _life(order.seen_ttl)) if seen else life),
+        str(life),
         repr(expires),
         f"({now!r}",
-        caller or "",
         inbound or "",
         _json(inbound) if inbound is not None else "",
         repr(epsilon),

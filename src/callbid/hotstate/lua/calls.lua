@@ -58,13 +58,19 @@ local function drop_if_owned(owned, uuid)
   if redis.call('GET', owned) == uuid then redis.call('DEL', owned) end
 end
 
--- End a stored reservation: the record, its shield entry, pool number and match entry (when
--- still its own) and its slots. As MemoryHotState._forget.
+-- End a stored reservation: the record, its match entry, its shield entry and pool number
+-- (when still its own) and its slots. As MemoryHotState._forget.
 local function forget_record(rec)
   redis.call('DEL', P .. 'r:' .. rec.u)
-  if rec.sh then drop_if_owned(P .. 'shield:' .. rec.sh, rec.u) end
   if rec.pn then drop_if_owned(P .. 'pool:' .. rec.pn, rec.u) end
-  if rec.c then redis.call('ZREM', P .. 'm:' .. rec.i .. '|' .. rec.c, rec.u) end
+  if rec.c then
+    local who = P .. 'who:' .. rec.c
+    if rec.sh and redis.call('HGET', who, rec.sh) == rec.u then
+      redis.call('HDEL', who, rec.sh, 'm:' .. rec.i .. ':' .. rec.u)
+    else
+      redis.call('HDEL', who, 'm:' .. rec.i .. ':' .. rec.u)
+    end
+  end
   for _, subject in ipairs(rec.k) do
     redis.call('ZREM', P .. 'live:' .. subject, rec.u)
     redis.call('ZREM', P .. 'pending:' .. subject, rec.u)

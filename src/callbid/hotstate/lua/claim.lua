@@ -7,10 +7,19 @@ if prior then return prior end
 -- The latest live reservation of this caller on this number, else the pool number's.
 local rec, raw
 if caller ~= '' then
-  local latest = redis.call(
-    'ZREVRANGEBYSCORE', P .. 'm:' .. dialled .. '|' .. caller, '+inf', '(' .. fmt(now),
-    'LIMIT', 0, 1)
-  if latest[1] then rec, raw = live_record(latest[1], now) end
+  -- The caller's match fields on this number, `m:<dialled>:<uuid>` -> expiry: the latest
+  -- still live (ties to the greater uuid, as a sorted set orders them).
+  local fields = redis.call('HGETALL', P .. 'who:' .. caller)
+  local head = 'm:' .. dialled .. ':'
+  local best_at, best = now, nil
+  for f = 1, #fields, 2 do
+    local name = fields[f]
+    if string.sub(name, 1, #head) == head then
+      local at, uuid = tonumber(fields[f + 1]), string.sub(name, #head + 1)
+      if at > best_at or (at == best_at and best and uuid > best) then best_at, best = at, uuid end
+    end
+  end
+  if best then rec, raw = live_record(best, now) end
 end
 if not rec then rec, raw = live_record(redis.call('GET', P .. 'pool:' .. dialled), now) end
 if not rec or rec.i ~= dialled then return false end

@@ -43,3 +43,24 @@ local function add_slot(key, member, score, life, now)
     redis.call('EXPIRE', key, life + PRUNE_EVERY)
   end
 end
+
+-- A caller's hash `who:<caller>` holds, per field: a shield (its key -> the uuid it answers
+-- with), a sighting (`seen:<campaign>:<caller>` -> 'at|until') and each reservation made for
+-- the caller on a number (`m:<number>:<uuid>` -> its expiry), which is how a call is matched.
+-- Every field says when it is dead, so the hash only needs to outlive the longest: after an
+-- HSET it must live `life` seconds more; when its TTL is topped up (at most once per
+-- PRUNE_EVERY), the match fields dead for an hour are dropped (as add_slot prunes).
+local function keep_who(key, life, now)
+  local ttl = redis.call('TTL', key)
+  if ttl >= life then return end
+  if ttl >= 0 then
+    local fields, dead, cutoff = redis.call('HGETALL', key), {}, now - 3600
+    for f = 1, #fields, 2 do
+      if string.sub(fields[f], 1, 2) == 'm:' and tonumber(fields[f + 1]) < cutoff then
+        dead[#dead + 1] = fields[f]
+      end
+    end
+    if #dead > 0 then redis.call('HDEL', key, unpack(dead)) end
+  end
+  redis.call('EXPIRE', key, life + PRUNE_EVERY)
+end

@@ -7,10 +7,12 @@ for _, rec in ipairs(records) do
   local expires_at = tonumber(rec.e)
   if expires_at > now and redis.call('EXISTS', P .. 'r:' .. rec.u) == 0 then
     save_record(rec, now)
-    if rec.sh then set_for(P .. 'shield:' .. rec.sh, rec.u, expires_at - now) end
     if rec.pn then set_for(P .. 'pool:' .. rec.pn, rec.u, expires_at - now) end
     if rec.c then
-      add_slot(P .. 'm:' .. rec.i .. '|' .. rec.c, rec.u, rec.e, life_of(expires_at, now), now)
+      local who = P .. 'who:' .. rec.c
+      redis.call('HSET', who, 'm:' .. rec.i .. ':' .. rec.u, rec.e)
+      if rec.sh then redis.call('HSET', who, rec.sh, rec.u) end
+      keep_who(who, life_of(expires_at, now), now)
     end
     if rec.h then take_slots(rec, now) end
     loaded = loaded + 1

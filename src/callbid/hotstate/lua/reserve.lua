@@ -9,10 +9,10 @@
 local A = ARGV
 local uuid, now = A[1], tonumber(A[2])
 local hold, probe, dry = A[3] == '1', A[4] == '1', A[5] == '1'
-local record_key, shield_key, seen_key = A[6], A[7], A[8]
-local seen_value, seen_life, life_text, expires, since = A[9], A[10], A[11], A[12], A[13]
+local record_key, who_key, shield_field, seen_field = A[6], A[7], A[8], A[9]
+local seen_value, who_life, life_text, expires, since = A[10], tonumber(A[11]), A[12], A[13], A[14]
 local life = tonumber(life_text)
-local caller, inbound, inbound_json = A[14], A[15], A[16]
+local inbound, inbound_json = A[15], A[16]
 local epsilon = tonumber(A[17])
 
 local function answer(status, raw, blocked, seen, wait)
@@ -57,15 +57,15 @@ local function add_entry(key)
   add_slot(key, uuid, expires, life, now)
 end
 
--- First reads in one command: the record of a retried order, the shield entry, the sighting.
-local reads = {record_key}
-if shield_key ~= '' then reads[#reads + 1] = shield_key end
-if seen_key ~= '' then reads[#reads + 1] = seen_key end
-local got = redis.call('MGET', unpack(reads))
 -- A retried order (the reply to the first attempt was lost) changes nothing more.
-if got[1] then return answer('reserved', got[1]) end
-local shield_owner = shield_key ~= '' and got[2]
-local seen_raw = seen_key ~= '' and got[#reads]
+local retried = redis.call('GET', record_key)
+if retried then return answer('reserved', retried) end
+-- The caller's shield entry and sighting, in one read of the caller's hash.
+local shield_owner, seen_raw = false, false
+if who_key ~= '' and (shield_field ~= '' or seen_field ~= '') then
+  local got = redis.call('HMGET', who_key, shield_field, seen_field)
+  shield_owner, seen_raw = shield_field ~= '' and got[1], seen_field ~= '' and got[2]
+end
 
 local rate_key = take()
 local interval, tolerance = tonumber(take()), tonumber(take())
@@ -123,9 +123,14 @@ local function store(body, subjects, number, number_json, pool_entry)
   raw = raw .. '}'
   if dry then return raw end
   redis.call('SET', record_key, raw, 'EX', life_text)
-  if shield_key ~= '' then redis.call('SET', shield_key, uuid, 'EX', life_text) end
   if pool_entry then redis.call('SET', pool_entry[3], uuid, 'EX', life_text) end
-  if caller ~= '' then add_entry(P .. 'm:' .. number .. '|' .. caller) end
+  if who_key ~= '' then
+    local fields = {'m:' .. number .. ':' .. uuid, expires}
+    if shield_field ~= '' then fields[3], fields[4] = shield_field, uuid end
+    if seen_field ~= '' then fields[#fields + 1], fields[#fields + 2] = seen_field, seen_value end
+    redis.call('HSET', who_key, unpack(fields))
+    keep_who(who_key, who_life, now)
+  end
   if hold then
     for _, subject in ipairs(subjects) do
       add_entry(subject[1])
@@ -136,7 +141,6 @@ local function store(body, subjects, number, number_json, pool_entry)
       add_entry(publisher[2])
     end
   end
-  if seen_key ~= '' then redis.call('SET', seen_key, seen_value, 'EX', seen_life) end
   return raw
 end
 
