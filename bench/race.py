@@ -253,7 +253,7 @@ def race_on(args: argparse.Namespace, redis_url: str, say: Say) -> dict[str, Any
         complaints = Counter(
             line[:200]
             for line in log.read_text(errors="replace").splitlines()
-            if line.strip() and not line.startswith(("INFO", " "))
+            if line.strip() and not line.startswith(("INFO", " ")) and '"level":"info"' not in line
         )
     return {
         "granted": out.statuses["reserved"],
