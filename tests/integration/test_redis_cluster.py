@@ -23,8 +23,7 @@ from callbid.hotstate.redis_wire import prefix
 from tests.builders import build_campaign
 from tests.conftest import FakeClock, skip_without_redis_server
 from tests.contract.test_hotstate_contract import T0, candidate, order, target
-from tests.integration.test_scale_out import eventually as scale_out_eventually
-from tests.integration.test_scale_out import ping, second_worker
+from tests.integration.test_scale_out import pause_reaches_second_worker, second_worker
 from tests.support.redis_cluster import HOST, LocalCluster, running_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -239,20 +238,7 @@ async def test_two_workers_on_the_cluster_share_caps_and_configuration_changes(
     async with make_service("postgres", redis_url=redis_cluster.url) as one:
         built = await build_campaign(one.runtime.sessions)
         async with second_worker(one.settings, clock) as two:
-            assert two.runtime.bus is not None
-            await asyncio.wait_for(two.runtime.bus.subscribed.wait(), 5)
-            assert (await ping(two, built, "+12125550001")).json()["status"] == "reserved"
-            auth = {"Authorization": f"Bearer {built.token}"}
-            paused = await one.client.patch(
-                f"/api/v1/rtb-keys/{built.key}", json={"paused": True}, headers=auth
-            )
-            assert paused.status_code == 200, paused.text
-
-            async def refused() -> bool:
-                return (await ping(two, built, "+12125550002")).status_code == 403
-
-            seen, took = await scale_out_eventually(refused, within=1.0)
-            assert seen, f"the second worker still serves the paused key after {took:.2f} s"
+            await pause_reaches_second_worker(one, two, built)
 
 
 @pytest.fixture

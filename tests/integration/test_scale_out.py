@@ -77,25 +77,33 @@ async def eventually(
 # ---------------------------------------------------------------- configuration changes
 
 
+async def pause_reaches_second_worker(one: Service, two: Service, built: Built) -> dict[str, str]:
+    """The second worker reserves on the campaign's key, the first pauses it, and the second
+    refuses the key within a second (the configuration bus); the owner's auth header."""
+    assert two.runtime.bus is not None
+    await asyncio.wait_for(two.runtime.bus.subscribed.wait(), 5)
+    assert (await ping(two, built, "+12125550001")).json()["status"] == "reserved"
+    auth = {"Authorization": f"Bearer {built.token}"}
+    paused = await one.client.patch(
+        f"/api/v1/rtb-keys/{built.key}", json={"paused": True}, headers=auth
+    )
+    assert paused.status_code == 200, paused.text
+
+    async def refused() -> bool:
+        return (await ping(two, built, "+12125550002")).status_code == 403
+
+    seen, took = await eventually(refused, within=1.0)
+    assert seen, f"the second worker still serves the paused key after {took:.2f} s"
+    return auth
+
+
 async def test_an_admin_change_reaches_every_worker_within_a_second(
     make_service: Callable[..., Any], clock: FakeClock
 ) -> None:
     async with make_service("postgres") as one:
         built = await build_campaign(one.runtime.sessions)
         async with second_worker(one.settings, clock) as two:
-            await asyncio.wait_for(two.runtime.bus.subscribed.wait(), 5)  # type: ignore[union-attr]
-            assert (await ping(two, built, "+12125550001")).json()["status"] == "reserved"
-            auth = {"Authorization": f"Bearer {built.token}"}
-            paused = await one.client.patch(
-                f"/api/v1/rtb-keys/{built.key}", json={"paused": True}, headers=auth
-            )
-            assert paused.status_code == 200, paused.text
-
-            async def refused() -> bool:
-                return (await ping(two, built, "+12125550002")).status_code == 403
-
-            seen, took = await eventually(refused, within=1.0)
-            assert seen, "the second worker still serves the paused key"
+            auth = await pause_reaches_second_worker(one, two, built)
 
             # A key the second worker has refused (and remembers as unknown) for a while.
             created = await one.client.post(

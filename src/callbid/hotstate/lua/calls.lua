@@ -64,12 +64,9 @@ local function forget_record(rec)
   redis.call('DEL', P .. 'r:' .. rec.u)
   if rec.pn then drop_if_owned(P .. 'pool:' .. rec.pn, rec.u) end
   if rec.c then
-    local who = P .. 'who:' .. rec.c
-    if rec.sh and redis.call('HGET', who, rec.sh) == rec.u then
-      redis.call('HDEL', who, rec.sh, 'm:' .. rec.i .. ':' .. rec.u)
-    else
-      redis.call('HDEL', who, 'm:' .. rec.i .. ':' .. rec.u)
-    end
+    local who, fields = P .. 'who:' .. rec.c, {'m:' .. rec.i .. ':' .. rec.u}
+    if rec.sh and redis.call('HGET', who, rec.sh) == rec.u then fields[2] = rec.sh end
+    redis.call('HDEL', who, unpack(fields))
   end
   for _, subject in ipairs(rec.k) do
     redis.call('ZREM', P .. 'live:' .. subject, rec.u)
