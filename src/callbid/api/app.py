@@ -158,6 +158,9 @@ async def _start_runtime(settings: Settings, clock: Callable[[], datetime], rng:
         )
 
         async def restore_if_lost() -> None:
+            problem = await redis_store.version_problem()
+            if problem is not None:
+                log.error("%s; reserves will fail until it is upgraded", problem)
             await restore_redis_state(redis_store, sessions, clock())
 
         # On every (re)subscription, so also when Redis comes back empty after a restart.

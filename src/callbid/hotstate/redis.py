@@ -57,6 +57,8 @@ RETRY_AFTER_SECONDS = 1.0
 #: Present while Redis holds the state of every live reservation; gone when Redis lost it.
 RESTORED_KEY = "cb:restored:2"  # :2 since the caller hashes (who:): see the README
 RESTORING_KEY = "cb:restoring"
+#: The scripts use EXPIRE ... NX, and a cluster's bus sharded pub/sub: both Redis 7.0.
+MIN_REDIS_VERSION = (7, 0)
 RESTORE_LOCK_MS = 60_000
 
 
@@ -340,6 +342,18 @@ class RedisHotState:
     ) -> int:
         args: list[str | bytes] = [encode_holds(list(holds)), orjson.dumps(dict(counts)), repr(now)]
         return int(await self._load_calls(keys=script_keys(namespace), args=args))
+
+    async def version_problem(self) -> str | None:
+        """What is wrong with the Redis server's version for these scripts; None when it
+        will do. A cluster is not asked: its configuration bus needs 7.0 to subscribe."""
+        if not isinstance(self._client, Redis):
+            return None
+        version = str((await self._client.info("server")).get("redis_version", ""))
+        found = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+        if not found or found >= MIN_REDIS_VERSION:
+            return None  # a server that does not say cannot be judged
+        need = ".".join(map(str, MIN_REDIS_VERSION))
+        return f"Redis {version} is too old: callbid needs Redis {need} or newer"
 
     async def claim_restore(self) -> bool:
         """True when Redis holds no mark of a completed restore (it lost its data, or this is

@@ -49,8 +49,10 @@ end
 -- the caller on a number (`m:<number>:<uuid>` -> its expiry), which is how a call is matched.
 -- Every field says when it is dead, so the hash only needs to outlive the longest: after an
 -- HSET it must live `life` seconds more; when its TTL is topped up (at most once per
--- PRUNE_EVERY), the match fields dead for an hour are dropped (as add_slot prunes).
+-- PRUNE_EVERY), the match fields dead for an hour are dropped (as add_slot prunes). A hash
+-- the HSET just made (no TTL yet, nothing to prune) gets its TTL in one command.
 local function keep_who(key, life, now)
+  if redis.call('EXPIRE', key, life + PRUNE_EVERY, 'NX') == 1 then return end
   local ttl = redis.call('TTL', key)
   if ttl >= life then return end
   if ttl >= 0 then
