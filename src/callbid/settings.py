@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from callbid.hotstate.cluster import CLUSTER_SCHEME, is_cluster_url, parse_cluster_url
+from callbid.hotstate.cluster import CLUSTER_SCHEME, parse_cluster_url
 from callbid.hotstate.sentinel import SENTINEL_SCHEME, parse_sentinel_url
 
 #: The URL schemes `CALLBID_REDIS_URL` takes.
@@ -164,10 +164,6 @@ class Settings(BaseSettings):
             )
         if self.pixel_backoff_max_seconds < self.pixel_backoff_base_seconds:
             problems.append("pixel_backoff_max_seconds must be at least pixel_backoff_base_seconds")
-        if self.redis_replicas_ack and self.redis_url and is_cluster_url(self.redis_url):
-            problems.append(
-                "redis_replicas_ack is not supported on a Redis Cluster yet (one WAIT per node)"
-            )
         if self.store == "redis" and self.redis_url is None:
             problems.append("store=redis needs CALLBID_REDIS_URL")
         if problems:

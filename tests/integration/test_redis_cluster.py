@@ -4,11 +4,11 @@ under load, the configuration bus, and a master killed with `kill -9` mid-load."
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -241,12 +241,100 @@ async def test_two_workers_on_the_cluster_share_caps_and_configuration_changes(
             await pause_reaches_second_worker(one, two, built)
 
 
-@pytest.fixture
-def failover_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    """Its own cluster: 3 masters with a replica each, AOF synced on every write."""
+@pytest.fixture(scope="module")
+def failover_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """This module's own cluster: 3 masters with a replica each, AOF synced on every write.
+    The tests below run in order on it, the one that kills a master last."""
     skip_without_redis_server()
-    with running_cluster(tmp_path, replicas=1, appendonly=True) as cluster:
+    workdir = tmp_path_factory.mktemp("failover-cluster")
+    with running_cluster(workdir, replicas=1, appendonly=True) as cluster:
         yield cluster
+
+
+def acked_store(cluster: LocalCluster) -> RedisHotState:
+    """As `CALLBID_REDIS_REPLICAS_ACK=1` deploys it: every write confirmed by a replica."""
+    return RedisHotState(
+        connect_redis(cluster.url, timeout=1.0, pool_size=8), replicas_ack=1, wait_ms=300
+    )
+
+
+async def wait_calls(port: int) -> int:
+    node = Redis(host=HOST, port=port)
+    try:
+        stats = await node.info("commandstats")
+    finally:
+        await node.aclose()
+    return int(stats.get("cmdstat_wait", {}).get("calls", 0))
+
+
+async def test_each_master_waits_for_its_own_replica(failover_cluster: LocalCluster) -> None:
+    cluster = failover_cluster
+    masters = sorted(set(cluster.slot_owners().values()))
+    spread = {port: namespaces_on(cluster, port, 1, f"acked-{port}")[0] for port in masters}
+    store = acked_store(cluster)
+    try:
+        for ns in spread.values():  # the client's map of slots, the scripts on each master
+            await store.reserve(order(ns, candidate(9, concurrency=CAP)))
+        before = {port: await wait_calls(port) for port in masters}
+        results = await asyncio.gather(
+            *(store.reserve(order(ns, candidate(1, concurrency=CAP))) for ns in spread.values())
+        )
+        assert {result.status for result in results} == {ReserveStatus.RESERVED}
+        # One batch, one pipeline: one WAIT on each master, after that master's own calls.
+        assert {port: await wait_calls(port) - before[port] for port in masters} == dict.fromkeys(
+            masters, 1
+        )
+
+        # A master whose replica stops answering confirms nothing: its writes answer 503
+        # (the write stays, unconfirmed), the other masters' are granted as before.
+        stalled = masters[0]
+        replica = cluster.replica_of(stalled)
+        assert replica.proc is not None
+        orders = {ns: order(ns, candidate(2, concurrency=CAP)) for ns in spread.values()}
+        replica.proc.send_signal(signal.SIGSTOP)
+        try:
+            answers = await asyncio.gather(
+                *(store.reserve(reserve) for reserve in orders.values()), return_exceptions=True
+            )
+        finally:
+            replica.proc.send_signal(signal.SIGCONT)
+        by_ns = dict(zip(orders, answers, strict=True))
+        assert isinstance(by_ns.pop(spread[stalled]), Unavailable)
+        assert all(getattr(a, "status", a) is ReserveStatus.RESERVED for a in by_ns.values())
+        # The caller's retry of the refused reserve, once the replica is back: the same one.
+        retried = await store.reserve(orders[spread[stalled]])
+        assert retried.status is ReserveStatus.RESERVED
+        assert retried.record is not None
+        assert retried.record.uuid == orders[spread[stalled]].uuid
+    finally:
+        await store.close()
+
+
+async def test_a_write_that_followed_its_slot_to_another_master_is_not_confirmed(
+    failover_cluster: LocalCluster,
+) -> None:
+    cluster = failover_cluster
+    (ns,) = namespaces_on(cluster, None, 1, "acked-moving")
+    slot = keyslot(prefix(ns))
+    source = cluster.slot_owners()[slot]
+    dest = next(port for port in set(cluster.slot_owners().values()) if port != source)
+    store = acked_store(cluster)
+    try:
+        first = await store.reserve(order(ns, candidate(1, concurrency=CAP)))
+        assert first.status is ReserveStatus.RESERVED
+        await move_slot(cluster, slot, source, dest)  # the store's map still says `source`
+        # Sent to the old master, MOVED to the new one and run there: the old master's WAIT
+        # covered nothing of it, so it is not reported as confirmed.
+        reserve = order(ns, candidate(1, concurrency=CAP))
+        with pytest.raises(Unavailable):
+            await store.reserve(reserve)
+        retried = await store.reserve(reserve)  # now routed to its new master, and its WAIT
+        assert retried.status is ReserveStatus.RESERVED
+        assert retried.record is not None
+        assert retried.record.uuid == reserve.uuid
+        assert cluster.owner_of(prefix(ns)) == dest
+    finally:
+        await store.close()
 
 
 async def test_a_master_killed_mid_load_fails_over_without_overbooking_or_loss(

@@ -143,6 +143,15 @@ class LocalCluster:
     def node(self, port: int) -> Node:
         return next(node for node in self.nodes if node.port == port)
 
+    def replica_of(self, port: int) -> Node:
+        """A live replica of the master on `port`."""
+        for node in self.nodes:
+            if node.alive and node.port != port:
+                info = node.client().info("replication")
+                if info["role"] == "slave" and int(info["master_port"]) == port:
+                    return node
+        raise ClusterError(f"no live replica of the master on {port}")
+
     def slot_owners(self) -> dict[int, int]:
         """Slot -> port of the master serving it, as a live node sees the cluster."""
         node = next(node for node in self.nodes if node.alive)

@@ -46,5 +46,4 @@ def test_settings_take_redis_and_cluster_urls_and_refuse_others() -> None:
         Settings(redis_url="http://h:6379")
     with pytest.raises(ValidationError, match="no scheme: a Redis URL starts with one of"):
         Settings(redis_url="h:6379")
-    with pytest.raises(ValidationError, match="not supported on a Redis Cluster yet"):
-        Settings(redis_url="redis+cluster://a:1", redis_replicas_ack=1)
+    assert Settings(redis_url="redis+cluster://a:1", redis_replicas_ack=1).redis_replicas_ack == 1

@@ -14,7 +14,7 @@ import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, SlotNotCoveredError
 
 from callbid.adapters.outage import NotReplicated, OutageLog, is_outage
 from callbid.domain.errors import Unavailable
@@ -126,13 +126,13 @@ class ScriptPipeline:
     With `replicas_ack` > 0, a batch that writes ends with `WAIT replicas_ack wait_ms` on the
     same connection, which covers every write before it: when fewer replicas confirm in time,
     each write of the batch fails with `NotReplicated` (a failover could lose it), so no
-    caller is told of a write only the master has. Retrying is safe: every script answers a
+    caller is told of a write only the master has. On a cluster the batch leaves as one
+    connection per master, so each master its calls went to gets a WAIT of its own after
+    them; a call whose slot changed masters meanwhile (MOVED, a failover) was not covered by
+    its master's WAIT and fails the same way. Retrying is safe: every script answers a
     repeat of a call (same uuid, same call key) with what it stored the first time."""
 
     def __init__(self, client: RedisClient, *, replicas_ack: int = 0, wait_ms: int = 500) -> None:
-        if replicas_ack and isinstance(client, RedisCluster):
-            # One WAIT covers one connection's writes: a cluster batch would need one per node.
-            raise ValueError("replicas_ack is not supported on a Redis Cluster yet")
         self._client = client
         self._replicas_ack = replicas_ack
         self._wait_ms = wait_ms
@@ -187,34 +187,62 @@ class ScriptPipeline:
         if len(calls) == 1 and not confirm and not load:  # the idle path: no pipeline
             script, keys, args, *_ = calls[0]
             return [await script(keys=keys, args=args)]
+        groups = await self._masters(calls) if confirm else []
         pipe = self._client.pipeline(transaction=False)
         for script, keys, args, *_ in calls:
             if load:
                 pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
             else:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
-        if confirm:
-            pipe.execute_command("WAIT", self._replicas_ack, self._wait_ms)
+        for master, _ in groups:  # after the calls: each covers its connection's writes
+            target = {} if master is None else {"target_nodes": master}
+            pipe.execute_command("WAIT", self._replicas_ack, self._wait_ms, **target)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         if not confirm:
             return replies
-        *answers, acked = replies
-        if isinstance(acked, int) and acked >= self._replicas_ack:
-            return answers
-        if isinstance(self._client, Redis):  # never a cluster: see __init__
+        answers = replies[: len(calls)]
+        refused: dict[int, Any] = {}  # call index: what its master's WAIT answered
+        for (master, members), acked in zip(groups, replies[len(calls) :], strict=True):
+            confirmed = isinstance(acked, int) and acked >= self._replicas_ack
+            if confirmed and master is not None and self._moved(master, calls, members):
+                confirmed, acked = False, f"a slot moved off {master.name}"
+            if not confirmed:
+                refused |= dict.fromkeys(members, acked)
+        if refused and isinstance(self._client, Redis):
             await follow_master(self._client)  # this master may have been replaced
-        return self._refused(calls, answers, acked)
+        for i, acked in refused.items():
+            if calls[i][3] and not isinstance(answers[i], Exception):  # a write, answered
+                answers[i] = self._refusal(acked)
+        return answers
 
-    def _refused(self, calls: list[Call], answers: list[Any], acked: Any) -> list[Any]:
-        """The script replies, each write's replaced by `NotReplicated`: WAIT answered
-        `acked`, fewer replicas than asked for, or an error."""
-        refusal = NotReplicated(
+    async def _masters(self, calls: list[Call]) -> list[tuple[Any, list[int]]]:
+        """The connections a batch leaves on, each with the indexes of its calls: one (None)
+        on a single server; on a cluster, the master of each call's slot as the client's map
+        has it now, which is where the pipeline sends it."""
+        if not isinstance(self._client, RedisCluster):
+            return [(None, list(range(len(calls))))]
+        await self._client.initialize()  # at once unless the map is missing or stale
+        groups: dict[str, tuple[Any, list[int]]] = {}
+        for i, (_, keys, *_) in enumerate(calls):
+            master = self._client.get_node_from_key(keys[0])
+            if master is None:  # no master serves the slot: an outage, as the call would be
+                raise SlotNotCoveredError(f"no master serves the slot of {keys[0]!r}")
+            groups.setdefault(master.name, (master, []))[1].append(i)
+        return list(groups.values())
+
+    def _moved(self, master: Any, calls: list[Call], members: list[int]) -> bool:
+        """Whether a call's slot now has another master than the one its WAIT ran on: the
+        pipeline followed a redirection, so that WAIT did not cover the call's write."""
+        assert isinstance(self._client, RedisCluster)
+        owners = (self._client.get_node_from_key(calls[i][1][0]) for i in members)
+        return any(owner is None or owner.name != master.name for owner in owners)
+
+    def _refusal(self, acked: Any) -> NotReplicated:
+        """For a write WAIT did not confirm: it answered `acked`, fewer replicas than asked
+        for, or an error."""
+        return NotReplicated(
             f"{acked!r} of {self._replicas_ack} replicas confirmed within {self._wait_ms} ms"
         )
-        return [
-            refusal if writes and not isinstance(answer, Exception) else answer
-            for (*_, writes, _), answer in zip(calls, answers, strict=True)
-        ]
 
 
 class RedisHotState:
