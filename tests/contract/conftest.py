@@ -115,6 +115,19 @@ def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
     return factory
 
 
+#: The state machines run this share of their examples on a deployed store (cluster,
+#: Sentinel): the very scripts of the "redis" store, over another transport that the first
+#: examples already cross, at two to four times the cost of each example.
+DEPLOYED_EXAMPLES_SHARE = 1 / 3
+
+
+@pytest.fixture
+def examples(request: pytest.FixtureRequest) -> Callable[[int], int]:
+    """How many examples a property test of the store under test runs, from its full count."""
+    deployed = request.node.callspec.params.get("store_factory") in DEPLOYED_STORE_FACTORIES
+    return lambda full: max(1, round(full * DEPLOYED_EXAMPLES_SHARE)) if deployed else full
+
+
 @pytest.fixture
 async def store(store_factory: StoreFactory) -> AsyncIterator[HotState]:
     """A fresh store of each registered kind, open for the test and closed after it."""

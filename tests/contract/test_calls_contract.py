@@ -4,6 +4,7 @@ connected, counting in period caps, ending. Same stores, same rules as the reser
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -301,12 +302,14 @@ class CallsMachine(HoldingMachine):
                 assert ended.target_id == call.target_id
 
 
-def test_live_calls_and_reservations_never_exceed_caps(store_factory: StoreFactory) -> None:
+def test_live_calls_and_reservations_never_exceed_caps(
+    store_factory: StoreFactory, examples: Callable[[int], int]
+) -> None:
     machine = type("Machine", (CallsMachine,), {"factory": staticmethod(store_factory)})
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=60,
+            max_examples=examples(60),
             stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

@@ -1220,12 +1220,14 @@ class HoldingMachine(RuleBasedStateMachine):
             assert self.holding() <= self.group_cap
 
 
-def test_live_holding_reservations_never_exceed_caps(store_factory: StoreFactory) -> None:
+def test_live_holding_reservations_never_exceed_caps(
+    store_factory: StoreFactory, examples: Callable[[int], int]
+) -> None:
     machine = type("Machine", (HoldingMachine,), {"factory": staticmethod(store_factory)})
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=100,
+            max_examples=examples(100),
             stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

@@ -44,7 +44,19 @@ def test_a_runs_whole_log_has_its_events_and_no_secret(served: Served) -> None:
     confirmed = httpx.put(resource, params={"key": demo["key"], "status": "confirmed"})
     assert confirmed.json()["status"] == "confirmed", confirmed.text
     assert httpx.delete(resource, params={"key": demo["key"]}).json()["status"] == "wiped"
-    simulated = callbid(served, "simulate", "--pings", "8", "--rate", "20", "--seed", "5", "--json")
+    # The calls on a key of the demo campaign whose reservations live 3 s: simulate waits
+    # for every reservation to expire before it compares the reports.
+    quick = httpx.post(
+        f"{served.url}/api/v1/rtb-keys",
+        json={"campaign_id": demo["campaign_id"], "ttl_seconds": 3},
+        headers=admin,
+    )
+    assert quick.status_code == 201, quick.text
+    simulated = callbid(
+        served, "simulate", "--pings", "8", "--rate", "20", "--seed", "5", "--json",
+        "--key", quick.json()["key"], "--publisher-id", str(demo["publisher_id"]),
+        "--admin-token", demo["admin_token"], "--carrier-token", demo["carrier_auth_token"],
+    )  # fmt: skip
     assert simulated.returncode == 0, simulated.stdout + simulated.stderr
 
     log = served.stop()
@@ -79,7 +91,8 @@ def test_a_runs_whole_log_has_its_events_and_no_secret(served: Served) -> None:
     ended = by_name["call.ended"][0]
     assert {"call", "call_sid", "connected_seconds", "converted", "caller"} <= set(ended)
 
-    secrets = [demo["admin_token"], demo["key"], other.json()["key"], demo["carrier_auth_token"]]
+    keys = [demo["key"], other.json()["key"], quick.json()["key"]]
+    secrets = [demo["admin_token"], *keys, demo["carrier_auth_token"]]
     for secret in secrets:
         assert secret not in log
     for caller in CALLERS:
