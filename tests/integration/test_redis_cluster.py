@@ -214,6 +214,31 @@ async def test_the_config_bus_reaches_the_other_instance(redis_cluster: LocalClu
             await bus._client.aclose()
 
 
+async def test_a_burst_beyond_the_pool_waits_for_a_connection(
+    redis_cluster: LocalCluster,
+) -> None:
+    """A master that stalls (here `CLIENT PAUSE`) while calls keep coming: each loop turn's
+    batch holds a connection to it, and more batches than `pool_size` queue for one, as on
+    the one-server pool, instead of failing."""
+    (ns,) = namespaces_on(redis_cluster, None, 1, "burst")
+    store = RedisHotState(connect_redis(redis_cluster.url, timeout=2.0, pool_size=2))
+    roomy = candidate(1, concurrency=100)
+    master = Redis(host=HOST, port=redis_cluster.owner_of(prefix(ns)))
+    try:
+        await store.reserve(order(ns, roomy))  # the map of slots, the script loaded
+
+        async def later(turn: int) -> ReserveStatus:
+            await asyncio.sleep(turn * 0.002)  # one call per loop turn: a batch each
+            return (await store.reserve(order(ns, roomy))).status
+
+        await master.execute_command("CLIENT", "PAUSE", 300, "ALL")
+        statuses = await asyncio.gather(*(later(turn) for turn in range(20)))
+        assert statuses == [ReserveStatus.RESERVED] * 20
+    finally:
+        await master.aclose()
+        await store.close()
+
+
 async def test_scripts_lost_by_every_master_are_loaded_again(
     redis_cluster: LocalCluster, store: RedisHotState
 ) -> None:

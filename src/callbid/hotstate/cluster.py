@@ -9,13 +9,16 @@ runs over half of a slot being moved (see `callbid.hotstate.redis_wire.script_ke
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 #: Whatever `connect_redis` returns: one server or a cluster; both run the same scripts.
 RedisClient = Redis | RedisCluster
@@ -72,17 +75,82 @@ def _parse_node(node: str) -> tuple[str, int]:
     return parsed.hostname, port
 
 
+class QueueingCluster(RedisCluster):
+    """redis-py's cluster client, whose connections to a node are capped but not queued for
+    (past the cap a call fails at once), with the queue the one-server pool has: at most
+    `calls` commands or pipelines are in flight at once, each holding at most one
+    connection to a node, and the others wait for their turn, `timeout` seconds at most."""
+
+    def __init__(self, *, calls: int, timeout: float, **options: Any) -> None:
+        super().__init__(**options)
+        self._turns = asyncio.Semaphore(calls)
+        self._queue_timeout = timeout
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.turn():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        if shard_hint:  # refused by the parent, which says why
+            return super().pipeline(transaction, shard_hint)
+        return _QueuedPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py does
+
+    def turn(self) -> _Turn:
+        return _Turn(self._turns, self._queue_timeout)
+
+
+class _Turn:
+    """One of a `QueueingCluster`'s turns, waited for at most `timeout` seconds: then a
+    ConnectionError, as the one-server pool raises when none of its connections came free."""
+
+    def __init__(self, turns: asyncio.Semaphore, timeout: float) -> None:
+        self._turns, self._timeout = turns, timeout
+
+    async def __aenter__(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._turns.acquire()
+        except TimeoutError:
+            raise RedisConnectionError(
+                f"no cluster connection came free within {self._timeout} s"
+            ) from None
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._turns.release()
+
+
+class _QueuedPipeline(ClusterPipeline):
+    """A pipeline of a `QueueingCluster`: its execution takes one turn, however many masters
+    its commands go to (one connection each)."""
+
+    _queue: QueueingCluster
+
+    def __init__(self, client: QueueingCluster, transaction: Any = None) -> None:
+        super().__init__(client, transaction)
+        self._queue = client
+
+    async def execute(
+        self, raise_on_error: bool = True, allow_redirections: bool = True
+    ) -> list[Any]:
+        async with self._queue.turn():
+            return await super().execute(raise_on_error, allow_redirections)
+
+
 def connect_cluster(url: str, *, timeout: float, pool_size: int) -> RedisCluster:
     """A cluster client (hiredis parses replies) that follows MOVED and ASK, retries TRYAGAIN
-    for a moment and refreshes its map of slots when a master fails. `pool_size` bounds the
-    connections to each node; like `connect_redis`, every call gives up after `timeout`
-    seconds and is retried once on a fresh connection."""
+    for a moment and refreshes its map of slots when a master fails. Like `connect_redis`'s
+    pool, at most `pool_size` calls are in flight and a burst beyond queues (a call or
+    pipeline holds one connection per node it reaches; one more per node is left for the
+    configuration bus's subscription); every call gives up after `timeout` seconds and is
+    retried once on a fresh connection."""
     address = parse_cluster_url(url)
-    return RedisCluster(
+    return QueueingCluster(
+        calls=pool_size,
+        timeout=timeout,
         startup_nodes=[ClusterNode(host, port) for host, port in address.nodes],
         username=address.username,
         password=address.password,
-        max_connections=pool_size,
+        max_connections=pool_size + 1,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 1),
