@@ -4,21 +4,24 @@ under load, the configuration bus, and a master killed with `kill -9` mid-load."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from callbid.adapters.config_bus import RedisConfigBus
 from callbid.domain.errors import Unavailable
 from callbid.domain.reserve import ReserveStatus
 from callbid.hotstate.cluster import RedisClient
-from callbid.hotstate.redis import RedisHotState, connect_redis
+from callbid.hotstate.redis import RESTORED_KEY, RedisHotState, connect_redis
 from callbid.hotstate.redis_wire import prefix
 from tests.builders import build_campaign
 from tests.conftest import FakeClock, skip_without_redis_server
@@ -264,6 +267,33 @@ async def test_two_workers_on_the_cluster_share_caps_and_configuration_changes(
         built = await build_campaign(one.runtime.sessions)
         async with second_worker(one.settings, clock) as two:
             await pause_reaches_second_worker(one, two, built)
+
+
+async def test_a_master_back_empty_is_noticed_whichever_it_is(tmp_path: Path) -> None:
+    """Each master holds a restore mark: one that comes back empty (no AOF, no replica)
+    lacks its own, so the restore check refills, whichever master it was."""
+    skip_without_redis_server()
+    with running_cluster(tmp_path) as cluster:
+        store = RedisHotState(connect_redis(cluster.url, timeout=1.0, pool_size=8))
+        try:
+            assert await store.claim_restore()  # a first start: nothing is marked
+            await store.restore_done()
+            assert not await store.claim_restore()
+            masters = set(cluster.slot_owners().values())
+            # Not the master the one mark of old lived on, whose loss went unnoticed.
+            victim = next(iter(masters - {cluster.owner_of(RESTORED_KEY)}))
+            cluster.kill(victim)
+            cluster.restart(victim)
+            async with asyncio.timeout(10):
+                while True:
+                    with contextlib.suppress(RedisError):  # the killed node's connections
+                        if await store.claim_restore():
+                            break
+                    await asyncio.sleep(0.1)
+            await store.restore_done()
+            assert not await store.claim_restore()
+        finally:
+            await store.close()
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from callbid.api.app import create_app
 from callbid.cli import main as cli_main
 from callbid.domain.errors import Unavailable
 from callbid.domain.reserve import namespace
+from callbid.service import maintenance
 from callbid.settings import Settings
 from tests.builders import Built, build_campaign
 from tests.conftest import (
@@ -286,6 +287,32 @@ async def test_a_redis_that_lost_its_data_gets_the_live_reservations_back(
         assert again.json()["uuid"] == first["uuid"]
         other = await ping(svc, built, "+12125550002")  # and the buyer's only slot
         assert other.json()["status"] == "no-target"
+
+
+async def test_a_flushed_redis_is_refilled_by_the_periodic_check(
+    make_service: Callable[..., Any], volatile_redis: OwnRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Data lost while the bus stays subscribed (a flush here; on a cluster, a master other
+    than the bus's coming back empty): the restore check notices the missing mark."""
+    monkeypatch.setattr(maintenance, "RESTORE_CHECK_SECONDS", 0.2)
+    async with make_service("postgres", redis_url=volatile_redis.url) as svc:
+        bus = svc.runtime.bus
+        assert bus is not None
+        await asyncio.wait_for(bus.subscribed.wait(), 5)
+        built = await build_campaign(svc.runtime.sessions, key={"ttl_seconds": 300})
+        first = (await ping(svc, built, "+12125550001")).json()
+        assert first["status"] == "reserved"
+        store, ns = svc.runtime.store, namespace(built.company_id)
+        with Redis.from_url(volatile_redis.url) as redis:
+            redis.flushall()
+        assert await store.get(ns, first["uuid"], svc.clock().timestamp()) is None
+
+        async def restored() -> Any:
+            return await store.get(ns, first["uuid"], svc.clock().timestamp())
+
+        live, _ = await eventually(restored, within=5.0, every=0.1)
+        assert live is not None, "the live reservation was not put back into Redis"
+        assert bus.subscribed.is_set()  # no resubscription did it
 
 
 async def test_pings_during_a_redis_restart_get_200_or_503_never_500(

@@ -105,6 +105,20 @@ class LocalCluster:
         node = Node(free_port(), free_port(), self.workdir)
         node.workdir = self.workdir / str(node.port)
         node.workdir.mkdir(parents=True)
+        self._spawn(binary, node)
+        return node
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again on its ports and its `nodes.conf`: it takes back its
+        place (and, without AOF, comes back empty)."""
+        binary = redis_server()
+        assert binary is not None
+        node = self.node(port)
+        assert not node.alive
+        self._spawn(binary, node)
+        self.wait_ok()
+
+    def _spawn(self, binary: str, node: Node) -> None:
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else []
         args = [
             *("--port", str(node.port), "--bind", HOST, "--cluster-enabled", "yes"),
@@ -115,7 +129,6 @@ class LocalCluster:
         node.proc = subprocess.Popen(
             [binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        return node
 
     def wait_ok(self, timeout: float = START_TIMEOUT_S) -> None:
         """Until every live node says `cluster_state:ok` and sees every slot served."""

@@ -57,6 +57,8 @@ RETRY_AFTER_SECONDS = 1.0
 #: Present while Redis holds the state of every live reservation; gone when Redis lost it.
 RESTORED_KEY = "cb:restored:2"  # :2 since the caller hashes (who:): see the README
 RESTORING_KEY = "cb:restoring"
+#: Hash tags tried for a mark on every cluster master (16,384 slots: a master owns some).
+MARK_TAGS_TRIED = 100_000
 #: The scripts use EXPIRE ... NX, and a cluster's bus sharded pub/sub: both Redis 7.0.
 MIN_REDIS_VERSION = (7, 0)
 RESTORE_LOCK_MS = 60_000
@@ -384,12 +386,33 @@ class RedisHotState:
         return f"Redis {version} is too old: callbid needs Redis {need} or newer"
 
     async def claim_restore(self) -> bool:
-        """True when Redis holds no mark of a completed restore (it lost its data, or this is
+        """True when Redis lacks a mark of a completed restore (it lost its data, or this is
         the first start) and no other worker is restoring: the caller must then `restore`
-        the live reservations and call `restore_done`."""
-        if await self._client.exists(RESTORED_KEY):
+        the live reservations and call `restore_done`. A cluster has a mark on each master,
+        so a master that came back empty is noticed whichever it is."""
+        marks = await self._restored_marks()
+        if await self._client.exists(*marks) == len(marks):  # a cluster asks each master
             return False
         return bool(await self._client.set(RESTORING_KEY, "1", nx=True, px=RESTORE_LOCK_MS))
+
+    async def _restored_marks(self) -> list[str]:
+        """The restore marks: RESTORED_KEY on one server; on a cluster, one key per master
+        (`RESTORED_KEY:{m<n>}`, the first n whose slot that master owns), the same for every
+        worker that has the same map of slots. A mark moved with its slot is missed by the
+        master it was for, which costs one refill (a restore skips what Redis still has)."""
+        if not isinstance(self._client, RedisCluster):
+            return [RESTORED_KEY]
+        await self._client.initialize()
+        masters = {node.name for node in self._client.get_primaries()}
+        marks: dict[str, str] = {}
+        n = 0
+        while len(marks) < len(masters) and n < MARK_TAGS_TRIED:
+            mark = f"{RESTORED_KEY}:{{m{n}}}"
+            owner = self._client.get_node_from_key(mark)
+            if owner is not None:
+                marks.setdefault(owner.name, mark)
+            n += 1
+        return list(marks.values())
 
     async def restore(self, namespace: str, records: Sequence[LiveReservation], now: float) -> int:
         """Put back live reservations Redis no longer has; returns how many."""
@@ -401,7 +424,8 @@ class RedisHotState:
             await self._client.delete(RESTORING_KEY)
 
     async def restore_done(self) -> None:
-        await self._client.set(RESTORED_KEY, "1")
+        for mark in await self._restored_marks():
+            await self._client.set(mark, "1")
         await self._client.delete(RESTORING_KEY)
 
     async def close(self) -> None:

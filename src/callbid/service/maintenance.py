@@ -29,6 +29,8 @@ from callbid.settings import Settings
 log = logging.getLogger(__name__)
 
 RESTORE_CHUNK = 1000  # records per script call: each call blocks Redis while it runs
+#: How often Redis's restore marks are checked (see `restore_check`).
+RESTORE_CHECK_SECONDS = 5.0
 
 
 def live_record(row: Reservation) -> LiveReservation:
@@ -137,8 +139,18 @@ async def sweep_once(runtime: Runtime) -> None:
     await close_overdue(runtime)
 
 
+async def restore_check(runtime: Runtime) -> None:
+    """Refill Redis if it lost the live reservations without the configuration bus noticing
+    (the bus refills on every resubscription, which a restart of its Redis forces): a
+    cluster master that came back empty while the bus's channel lives on another, or a
+    flushed database."""
+    if isinstance(runtime.store, RedisHotState):
+        await restore_redis_state(runtime.store, runtime.sessions, runtime.clock())
+
+
 class Maintenance:
-    """Runs the sweeper and the purge on their intervals until stopped."""
+    """Runs the sweeper, the purge and, on Redis, the restore check on their intervals until
+    stopped."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -154,6 +166,12 @@ class Maintenance:
                 self._every(settings.purge_interval_seconds, purge_once), name="purge"
             ),
         ]
+        if isinstance(self._runtime.store, RedisHotState):
+            self._tasks.append(
+                asyncio.create_task(
+                    self._every(RESTORE_CHECK_SECONDS, restore_check), name="restore-check"
+                )
+            )
 
     async def stop(self) -> None:
         for task in self._tasks:
