@@ -9,11 +9,11 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from callbid.hotstate.cluster import CLUSTER_SCHEME, parse_cluster_url
+from callbid.hotstate.cluster import CLUSTER_SCHEME, TLS_CLUSTER_SCHEME, parse_cluster_url
 from callbid.hotstate.sentinel import SENTINEL_SCHEME, parse_sentinel_url
 
 #: The URL schemes `CALLBID_REDIS_URL` takes.
-REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME, CLUSTER_SCHEME)
+REDIS_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME, CLUSTER_SCHEME, TLS_CLUSTER_SCHEME)
 
 
 class Settings(BaseSettings):
@@ -193,7 +193,11 @@ def redis_url_problem(url: str) -> str | None:
         schemes = ", ".join(f"{name}://" for name in REDIS_SCHEMES)
         given = f"scheme {scheme!r}" if sep else "no scheme"
         return f"{given}: a Redis URL starts with one of {schemes}"
-    parse = {SENTINEL_SCHEME: parse_sentinel_url, CLUSTER_SCHEME: parse_cluster_url}.get(scheme)
+    parse = {
+        SENTINEL_SCHEME: parse_sentinel_url,
+        CLUSTER_SCHEME: parse_cluster_url,
+        TLS_CLUSTER_SCHEME: parse_cluster_url,
+    }.get(scheme)
     if parse is not None:
         try:
             parse(url)

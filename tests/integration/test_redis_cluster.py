@@ -27,7 +27,7 @@ from tests.builders import build_campaign
 from tests.conftest import FakeClock, skip_without_redis_server
 from tests.contract.test_hotstate_contract import T0, candidate, order, target
 from tests.integration.test_scale_out import pause_reaches_second_worker, second_worker
-from tests.support.redis_cluster import HOST, LocalCluster, running_cluster
+from tests.support.redis_cluster import HOST, Certificates, LocalCluster, running_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -267,6 +267,47 @@ async def test_two_workers_on_the_cluster_share_caps_and_configuration_changes(
         built = await build_campaign(one.runtime.sessions)
         async with second_worker(one.settings, clock) as two:
             await pause_reaches_second_worker(one, two, built)
+
+
+async def test_a_tls_cluster_serves_every_master_and_the_bus(tmp_path: Path) -> None:
+    """Every connection over TLS (clients, the cluster bus, replication): a
+    `rediss+cluster://` URL with the CA reaches every master and the configuration bus, and
+    neither plain text nor TLS trusting another authority gets in (503, not a grant)."""
+    skip_without_redis_server()
+    with running_cluster(tmp_path, tls=True) as cluster:
+        assert cluster.url.startswith("rediss+cluster://")
+        store = RedisHotState(connect_redis(cluster.url, timeout=1.0, pool_size=8))
+        seen: list[int | None] = []
+        sender = RedisConfigBus(bus_client(cluster), lambda _: None)
+        listener = RedisConfigBus(bus_client(cluster), seen.append)
+        masters = set(cluster.slot_owners().values())
+        spread = [namespaces_on(cluster, port, 1, f"tls-{port}")[0] for port in masters]
+        try:
+            for ns in spread:
+                result = await store.reserve(order(ns, candidate(1, concurrency=CAP)))
+                assert result.status is ReserveStatus.RESERVED
+            listener.start()
+            await asyncio.wait_for(listener.subscribed.wait(), 5)
+            async with asyncio.timeout(5):
+                while 7 not in seen:
+                    await sender.publish(7)
+                    await asyncio.sleep(0.1)
+        finally:
+            await listener.stop()
+            await store.close()
+            for bus in (sender, listener):
+                await bus._client.aclose()
+
+        assert cluster.tls is not None
+        stranger = Certificates.make(tmp_path / "another-authority")
+        plain = cluster.url.replace("rediss+cluster", "redis+cluster").partition("?")[0]
+        for url in (plain, cluster.url.replace(str(cluster.tls.ca), str(stranger.ca))):
+            wrong = RedisHotState(connect_redis(url, timeout=1.0, pool_size=2))
+            try:
+                with pytest.raises(Unavailable):
+                    await wrong.reserve(order(spread[0], candidate(1, concurrency=CAP)))
+            finally:
+                await wrong.close()
 
 
 async def test_a_master_back_empty_is_noticed_whichever_it_is(tmp_path: Path) -> None:

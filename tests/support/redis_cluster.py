@@ -28,6 +28,49 @@ class ClusterError(RuntimeError):
     """The local cluster could not be started (or did not become healthy in time)."""
 
 
+@dataclass(frozen=True)
+class Certificates:
+    """A certificate authority and one certificate it signed for 127.0.0.1 (server and
+    client alike), as PEM files."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    @classmethod
+    def make(cls, directory: Path) -> Certificates:
+        """Made with the machine's `openssl`, valid for a day."""
+        if shutil.which("openssl") is None:
+            raise ClusterError("openssl is needed to make a TLS cluster's certificates")
+        directory.mkdir(parents=True, exist_ok=True)
+        ca, ca_key = directory / "ca.crt", directory / "ca.key"
+        cert, key, request = directory / "node.crt", directory / "node.key", directory / "node.csr"
+        names = directory / "names.cnf"
+        names.write_text(f"subjectAltName=IP:{HOST},DNS:localhost\n")
+        extra = ["-CAcreateserial", "-extfile", names]
+        for command in (
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", request],
+            ["x509", "-req", "-in", request, "-CA", ca, "-CAkey", ca_key, "-out", cert, *extra],
+        ):
+            subject = ["-subj", f"/CN={HOST}"] if command[0] == "req" else []
+            subprocess.run(
+                ["openssl", *map(str, command), *subject, "-days", "1"],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
+        return cls(ca, cert, key)
+
+    def server_args(self) -> list[str]:
+        """redis-server's: TLS on its port, its cluster bus and its replication."""
+        return [
+            *("--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key)),
+            *("--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no"),
+            *("--tls-cluster", "yes", "--tls-replication", "yes"),
+        ]
+
+
 def redis_server() -> str | None:
     """The `redis-server` binary, if the machine has one (with `redis-cli` next to it)."""
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
@@ -49,8 +92,11 @@ class Node:
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
 
+    tls: Certificates | None = None
+
     def client(self, timeout: float = 1.0) -> Redis:
-        return Redis(host=HOST, port=self.port, socket_timeout=timeout)
+        tls = {} if self.tls is None else {"ssl": True, "ssl_ca_certs": str(self.tls.ca)}
+        return Redis(host=HOST, port=self.port, socket_timeout=timeout, **tls)
 
     @property
     def alive(self) -> bool:
@@ -72,12 +118,16 @@ class LocalCluster:
     replicas: int = 0
     appendonly: bool = False
     node_timeout_ms: int = 1000
+    #: Every connection (clients, the cluster bus, replication) over TLS with these.
+    tls: Certificates | None = None
     nodes: list[Node] = field(default_factory=list)
 
     @property
     def url(self) -> str:
-        alive = [node for node in self.nodes if node.alive]
-        return "redis+cluster://" + ",".join(f"{HOST}:{node.port}" for node in alive)
+        alive = ",".join(f"{HOST}:{node.port}" for node in self.nodes if node.alive)
+        if self.tls is None:
+            return f"redis+cluster://{alive}"
+        return f"rediss+cluster://{alive}?ssl_ca_certs={self.tls.ca}"
 
     def start(self) -> None:
         binary = redis_server()
@@ -88,8 +138,9 @@ class LocalCluster:
         self._wait(lambda node: bool(node.client().ping()))
         members = [f"{HOST}:{node.port}" for node in self.nodes]
         replicas = ["--cluster-replicas", str(self.replicas)]
+        tls = [] if self.tls is None else ["--tls", "--cacert", str(self.tls.ca)]
         done = subprocess.run(
-            ["redis-cli", "--cluster", "create", *members, *replicas, "--cluster-yes"],
+            ["redis-cli", *tls, "--cluster", "create", *members, *replicas, "--cluster-yes"],
             capture_output=True,
             text=True,
             timeout=START_TIMEOUT_S,
@@ -102,7 +153,7 @@ class LocalCluster:
             self._wait(_in_sync)
 
     def _launch(self, binary: str) -> Node:
-        node = Node(free_port(), free_port(), self.workdir)
+        node = Node(free_port(), free_port(), self.workdir, tls=self.tls)
         node.workdir = self.workdir / str(node.port)
         node.workdir.mkdir(parents=True)
         self._spawn(binary, node)
@@ -120,8 +171,12 @@ class LocalCluster:
 
     def _spawn(self, binary: str, node: Node) -> None:
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else []
+        port = ["--port", str(node.port)]
+        if self.tls is not None:
+            port = ["--port", "0", "--tls-port", str(node.port), *self.tls.server_args()]
         args = [
-            *("--port", str(node.port), "--bind", HOST, "--cluster-enabled", "yes"),
+            *port,
+            *("--bind", HOST, "--cluster-enabled", "yes"),
             *("--cluster-port", str(node.bus_port), "--cluster-config-file", "nodes.conf"),
             *("--cluster-node-timeout", str(self.node_timeout_ms), "--save", ""),
             *("--dir", str(node.workdir), "--logfile", "redis.log", *persistence),
@@ -199,9 +254,12 @@ def running_cluster(
     replicas: int = 0,
     appendonly: bool = False,
     node_timeout_ms: int = 1000,
+    tls: bool = False,
 ) -> Iterator[LocalCluster]:
-    """A healthy local cluster, every node killed on exit (also when starting it failed)."""
-    cluster = LocalCluster(workdir, masters, replicas, appendonly, node_timeout_ms)
+    """A healthy local cluster, every node killed on exit (also when starting it failed);
+    with `tls`, every connection is TLS, with certificates made in `workdir`."""
+    certificates = Certificates.make(workdir / "tls") if tls else None
+    cluster = LocalCluster(workdir, masters, replicas, appendonly, node_timeout_ms, certificates)
     try:
         cluster.start()
         yield cluster

@@ -1,4 +1,5 @@
-"""`redis+cluster://` URLs: what they name, and what the settings refuse with which message."""
+"""`redis+cluster://` and `rediss+cluster://` URLs: what they name, and what the settings
+refuse with which message."""
 
 from __future__ import annotations
 
@@ -19,6 +20,20 @@ def test_a_cluster_url_names_its_startup_nodes_and_credentials() -> None:
     assert not is_cluster_url("redis://h:1/0")
 
 
+def test_a_tls_cluster_url_names_its_certificates() -> None:
+    url = "rediss+cluster://:pw@a:7000,b:7000?ssl_ca_certs=/etc/ca.pem&ssl_cert_reqs=required"
+    assert parse_cluster_url(url) == ClusterAddress(
+        (("a", 7000), ("b", 7000)),
+        None,
+        "pw",
+        tls=True,
+        tls_options=(("ssl_ca_certs", "/etc/ca.pem"), ("ssl_cert_reqs", "required")),
+    )
+    assert parse_cluster_url("rediss+cluster://a:1") == ClusterAddress((("a", 1),), tls=True)
+    assert is_cluster_url("rediss+cluster://a:1")
+    assert Settings(redis_url=url, store="redis").uses_redis
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
@@ -28,7 +43,11 @@ def test_a_cluster_url_names_its_startup_nodes_and_credentials() -> None:
         ("redis+cluster://h", "cluster node 'h' is not host:port"),
         ("redis+cluster://h:0", "cluster node 'h:0' is not host:port"),
         ("redis+cluster://h:70000", "cluster node 'h:70000' is not host:port"),
-        ("redis+cluster://h:7000?ssl=1", "a cluster URL takes no options"),
+        ("redis+cluster://h:7000?ssl=1", "a redis\\+cluster:// URL takes no options; TLS"),
+        ("rediss+cluster://h:7000?db=2", "a cluster URL takes no option 'db'; it takes ssl_"),
+        ("rediss+cluster://h:1?ssl_cert_reqs=yes", "ssl_cert_reqs is one of required, optional"),
+        ("rediss+cluster://h:1?ssl_ca_certs=", "the cluster URL's option ssl_ca_certs has no"),
+        ("rediss+cluster://h:1#x", "a cluster URL has no #fragment"),
     ],
 )
 def test_a_bad_cluster_url_is_refused_saying_why(url: str, message: str) -> None:

@@ -1,7 +1,8 @@
 """Redis Cluster as the hot state: `redis+cluster://` URLs and the cluster client they make.
 
 `CALLBID_REDIS_URL=redis+cluster://[user:password@]host:port[,host:port...]` names startup
-nodes; the client discovers the rest (and every later change of topology) from them. Every
+nodes; the client discovers the rest (and every later change of topology) from them.
+`rediss+cluster://...[?ssl_ca_certs=...]` is the same over TLS. Every
 key of a company shares its hash tag, so each script runs on the one master owning that
 company's slot, and the scripts declare two keys (`script_keys`) so that none of them ever
 runs over half of a slot being moved (see `callbid.hotstate.redis_wire.script_keys`).
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
@@ -24,32 +25,47 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 RedisClient = Redis | RedisCluster
 
 CLUSTER_SCHEME = "redis+cluster"
+TLS_CLUSTER_SCHEME = "rediss+cluster"  # every node over TLS
+CLUSTER_SCHEMES = (CLUSTER_SCHEME, TLS_CLUSTER_SCHEME)
+#: The options a `rediss+cluster://` URL takes, named as on a `rediss://` URL; each value
+#: is a file's path but `ssl_cert_reqs` (how the nodes' certificates are checked).
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+CERT_REQS = ("required", "optional", "none")
 
 
 @dataclass(frozen=True)
 class ClusterAddress:
-    """What a `redis+cluster://` URL says: startup nodes and the credentials for every node."""
+    """What a cluster URL says: startup nodes, the credentials for every node, and whether
+    (with which certificates) every connection is TLS."""
 
     nodes: tuple[tuple[str, int], ...]
     username: str | None = None
     password: str | None = None
+    tls: bool = False
+    tls_options: tuple[tuple[str, str], ...] = ()
 
 
 def is_cluster_url(url: str) -> bool:
-    return url.split("://", 1)[0].lower() == CLUSTER_SCHEME
+    return url.split("://", 1)[0].lower() in CLUSTER_SCHEMES
 
 
 def parse_cluster_url(url: str) -> ClusterAddress:
-    """The startup nodes and credentials of `url`; raises ValueError naming what is wrong
-    (another scheme, no node, a node without a valid port, a database number, options)."""
+    """The startup nodes, credentials and TLS options of `url`; raises ValueError naming what
+    is wrong (another scheme, no node, a node without a valid port, a database number, an
+    option a cluster does not take)."""
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() != CLUSTER_SCHEME:
-        raise ValueError(f"a cluster URL starts with {CLUSTER_SCHEME}://, not {url[:20]!r}")
+    if not sep or scheme.lower() not in CLUSTER_SCHEMES:
+        raise ValueError(
+            f"a cluster URL starts with {CLUSTER_SCHEME}:// or {TLS_CLUSTER_SCHEME}://, "
+            f"not {url[:20]!r}"
+        )
+    tls = scheme.lower() == TLS_CLUSTER_SCHEME
+    rest, _, query = rest.partition("?")
+    if "#" in rest or "#" in query:
+        raise ValueError("a cluster URL has no #fragment")
     userinfo, at, hosts = rest.rpartition("@")
     if not at:
         userinfo, hosts = "", rest
-    if "?" in hosts or "#" in hosts:
-        raise ValueError("a cluster URL takes no options (?...)")
     hosts, slash, path = hosts.partition("/")
     if slash and path:
         raise ValueError(
@@ -58,7 +74,32 @@ def parse_cluster_url(url: str) -> ClusterAddress:
         )
     nodes = tuple(_parse_node(node) for node in hosts.split(","))
     username, _, password = userinfo.partition(":")
-    return ClusterAddress(nodes, unquote(username) or None, unquote(password) if password else None)
+    return ClusterAddress(
+        nodes,
+        unquote(username) or None,
+        unquote(password) if password else None,
+        tls,
+        _tls_options(query, tls),
+    )
+
+
+def _tls_options(query: str, tls: bool) -> tuple[tuple[str, str], ...]:
+    options = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
+    if options and not tls:
+        raise ValueError(
+            f"a {CLUSTER_SCHEME}:// URL takes no options; TLS options "
+            f"({', '.join(TLS_OPTIONS)}) go with {TLS_CLUSTER_SCHEME}://"
+        )
+    for name, value in options:
+        if name not in TLS_OPTIONS:
+            raise ValueError(
+                f"a cluster URL takes no option {name!r}; it takes {', '.join(TLS_OPTIONS)}"
+            )
+        if name == "ssl_cert_reqs" and value not in CERT_REQS:
+            raise ValueError(f"ssl_cert_reqs is one of {', '.join(CERT_REQS)}, not {value!r}")
+        if not value:
+            raise ValueError(f"the cluster URL's option {name} has no value")
+    return tuple(options)
 
 
 def _parse_node(node: str) -> tuple[str, int]:
@@ -150,6 +191,8 @@ def connect_cluster(url: str, *, timeout: float, pool_size: int) -> RedisCluster
         startup_nodes=[ClusterNode(host, port) for host, port in address.nodes],
         username=address.username,
         password=address.password,
+        ssl=address.tls,
+        **dict(address.tls_options),
         max_connections=pool_size + 1,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
