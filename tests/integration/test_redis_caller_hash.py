@@ -5,28 +5,16 @@ need Redis 7.0 (EXPIRE ... NX), and an older server is named."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from callbid.hotstate.redis import RedisHotState, connect_redis
+from callbid.hotstate.redis import RedisHotState
 from callbid.hotstate.redis_wire import GRACE, prefix, who_key
 from tests.contract.conftest import new_namespace
 from tests.contract.test_hotstate_contract import CALLER, INBOUND, T0, candidate, order, reserved
-from tests.integration.test_redis_pipeline import URL
 
 pytestmark = pytest.mark.redis
 
 PRUNE_EVERY = 300  # as common.lua
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[RedisHotState]:
-    client = connect_redis(URL, timeout=1.0, pool_size=4)
-    await client.flushdb()
-    hot = RedisHotState(client)
-    yield hot
-    await hot.close()
 
 
 async def test_the_callers_hash_lives_as_long_as_its_longest_match_and_drops_dead_ones(

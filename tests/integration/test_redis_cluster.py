@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from callbid.adapters.config_bus import RedisConfigBus
 from callbid.domain.errors import Unavailable
-from callbid.domain.reserve import ReserveStatus
+from callbid.domain.reserve import ReserveOrder, ReserveResult, ReserveStatus
 from callbid.hotstate.cluster import RedisClient
 from callbid.hotstate.redis import RESTORED_KEY, RedisHotState, connect_redis
 from callbid.hotstate.redis_wire import prefix
@@ -363,6 +363,13 @@ async def wait_calls(port: int) -> int:
     return int(stats.get("cmdstat_wait", {}).get("calls", 0))
 
 
+def granted_as(result: ReserveResult, reserve: ReserveOrder) -> None:
+    """A retry's answer: granted, as the very reservation first sent."""
+    assert result.status is ReserveStatus.RESERVED
+    assert result.record is not None
+    assert result.record.uuid == reserve.uuid
+
+
 async def test_each_master_waits_for_its_own_replica(failover_cluster: LocalCluster) -> None:
     cluster = failover_cluster
     masters = sorted(set(cluster.slot_owners().values()))
@@ -398,10 +405,8 @@ async def test_each_master_waits_for_its_own_replica(failover_cluster: LocalClus
         assert isinstance(by_ns.pop(spread[stalled]), Unavailable)
         assert all(getattr(a, "status", a) is ReserveStatus.RESERVED for a in by_ns.values())
         # The caller's retry of the refused reserve, once the replica is back: the same one.
-        retried = await store.reserve(orders[spread[stalled]])
-        assert retried.status is ReserveStatus.RESERVED
-        assert retried.record is not None
-        assert retried.record.uuid == orders[spread[stalled]].uuid
+        refused = orders[spread[stalled]]
+        granted_as(await store.reserve(refused), refused)
     finally:
         await store.close()
 
@@ -424,10 +429,7 @@ async def test_a_write_that_followed_its_slot_to_another_master_is_not_confirmed
         reserve = order(ns, candidate(1, concurrency=CAP))
         with pytest.raises(Unavailable):
             await store.reserve(reserve)
-        retried = await store.reserve(reserve)  # now routed to its new master, and its WAIT
-        assert retried.status is ReserveStatus.RESERVED
-        assert retried.record is not None
-        assert retried.record.uuid == reserve.uuid
+        granted_as(await store.reserve(reserve), reserve)  # now on its new master's WAIT
         assert cluster.owner_of(prefix(ns)) == dest
     finally:
         await store.close()

@@ -4,8 +4,6 @@ Redis forgetting its scripts, and one caller giving up never disturbs the others
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,21 +15,10 @@ from callbid.domain.reserve import ReserveStatus
 from callbid.hotstate.redis import RedisHotState, connect_redis
 from tests.contract.conftest import new_namespace
 from tests.contract.test_hotstate_contract import candidate, order
+from tests.integration.conftest import REDIS_URL as URL
 from tests.support.redis_sentinel import RedisSentinel
 
 pytestmark = pytest.mark.redis
-
-#: The contract suite's database, which both empty.
-URL = os.environ.get("CALLBID_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[RedisHotState]:
-    client = connect_redis(URL, timeout=1.0, pool_size=4)
-    await client.flushdb()
-    hot = RedisHotState(client)
-    yield hot
-    await hot.close()
 
 
 async def evalsha_calls(client: Redis) -> int:
